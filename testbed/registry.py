@@ -1,0 +1,75 @@
+"""One registry of systems, channels, radios and models.
+
+Everything with a name that a user can pick (CLI choices, GNU Radio block parameters,
+parametrised tests) is looked up here, so no second list of names exists anywhere.
+
+    @register("channel", "awgn")
+    class Awgn: ...
+
+    create("channel", "awgn", snr_db=10)
+    names("channel")  # ['awgn', ...]
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, TypeVar
+
+from testbed.errors import ConfigError
+
+T = TypeVar("T")
+KINDS = ("system", "channel", "radio", "model", "codec")
+_TABLES: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+# Modules whose import registers entries; imported lazily on the first lookup.
+_PROVIDERS = (
+    "testbed.channels",
+    "testbed.radios",
+    "testbed.systems",
+)
+_loaded = False
+
+
+def _check_kind(kind: str) -> dict[str, Any]:
+    if kind not in _TABLES:
+        raise ConfigError(f"registry kind {kind!r} is unknown; allowed: {', '.join(KINDS)}")
+    return _TABLES[kind]
+
+
+def register(kind: str, name: str) -> Callable[[T], T]:
+    """Decorator registering ``obj`` under ``kind``/``name``; a second use of a name is an error."""
+    table = _check_kind(kind)
+
+    def decorate(obj: T) -> T:
+        if name in table and table[name] is not obj:
+            raise ValueError(f"{kind} {name!r} is registered twice")
+        table[name] = obj
+        return obj
+
+    return decorate
+
+
+def _load_providers() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in _PROVIDERS:
+            importlib.import_module(module)
+
+
+def get(kind: str, name: str) -> Any:
+    """The registered object; ConfigError naming the allowed names when ``name`` is unknown."""
+    _load_providers()
+    table = _check_kind(kind)
+    if name not in table:
+        raise ConfigError(f"{kind} {name!r} is unknown; allowed: {', '.join(sorted(table)) or '(none)'}")
+    return table[name]
+
+
+def create(kind: str, name: str, **kwargs: Any) -> Any:
+    """Instantiate the registered class (or call the factory) ``name`` of ``kind``."""
+    return get(kind, name)(**kwargs)
+
+
+def names(kind: str) -> list[str]:
+    """Sorted registered names of ``kind``."""
+    _load_providers()
+    return sorted(_check_kind(kind))
