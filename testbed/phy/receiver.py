@@ -1,0 +1,242 @@
+"""Streaming burst receiver: detect, synchronise, estimate, equalise, demap, decode, deframe.
+
+``FrameReceiver.push(samples)`` takes any chunking of a sample stream and returns the frames
+completed so far. Every detection ends as exactly one of: a frame (payload CRC ok or not), a
+header that failed its CRC, a header whose fields are invalid, or (at ``flush``) a truncated
+frame; ``counters`` counts each, so nothing is lost silently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from testbed.phy import estimate, sync
+from testbed.phy.frame import FrameLayout
+from testbed.phy.header import Header, decode_header, n_coded_bits
+from testbed.phy.ofdm import pilot_values, to_freq
+from testbed.phy.payload import PayloadFormat
+from testbed.phy.qam import MODULATIONS, QamModem
+
+DEFAULT_DELAYS = tuple(range(-2, 8))
+
+
+@dataclass
+class ReceivedFrame:
+    """One deframed frame.
+
+    ``payload`` is bytes (digital, ``header.length`` bytes) or complex64 (length,) equalised
+    symbols (analog) with ``noise_var`` float32 (length,) their per-symbol noise variance.
+    ``bits`` holds the descrambled hard information bits of a digital payload (for BER).
+    """
+
+    header: Header
+    fmt: PayloadFormat
+    start: int
+    payload: bytes | np.ndarray
+    payload_ok: bool
+    snr_est_db: float
+    evm_db: float
+    cfo: float
+    noise_var: np.ndarray | None = None
+    bits: np.ndarray | None = None
+
+
+@dataclass
+class RxCounters:
+    """What happened to every detection and sample (all cumulative)."""
+
+    samples: int = 0
+    detections: int = 0
+    header_crc_fail: int = 0
+    header_invalid: int = 0
+    frames: int = 0
+    payload_crc_fail: int = 0
+    truncated: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Sync:
+    """Synchronisation state of one detected burst, in buffer coordinates."""
+
+    ref: int  # buffer index that ``ltf`` counts from; shifted when the buffer is trimmed
+    cfo: float
+    ltf: int
+    h: np.ndarray
+    no: float
+    header: Header | None
+    fmt: PayloadFormat | None = None
+
+
+@dataclass
+class FrameReceiver:
+    """Streaming receiver. ``threshold`` is the Schmidl-Cox detection threshold on M in [0, 1];
+    ``backoff`` the FFT window advance into the cyclic prefix (samples); ``delays`` the channel
+    delay window (samples) of the LS fit; ``max_frame_len`` bounds what a header may announce."""
+
+    layout: FrameLayout = field(default_factory=FrameLayout)
+    threshold: float = 0.1
+    window: int = 128
+    backoff: int = 3
+    delays: tuple[int, ...] = DEFAULT_DELAYS
+    max_frame_len: int = 1 << 21
+    min_power: float = 1e-9
+    counters: RxCounters = field(default_factory=RxCounters)
+
+    def __post_init__(self) -> None:
+        self._buf = np.zeros(0, dtype=np.complex64)
+        self._offset = 0
+        self._pos = 0
+        self._pending: tuple[int, _Sync] | None = None
+
+    @property
+    def _lag(self) -> int:
+        return self.layout.preamble.stf_period
+
+    def push(self, samples: np.ndarray) -> list[ReceivedFrame]:
+        """Append samples (complex64 (n,)) and return the frames completed in them."""
+        x = np.asarray(samples, dtype=np.complex64)
+        self.counters.samples += x.size
+        keep = self._buf[self._pos :]
+        self._offset += self._pos
+        if self._pending is not None:
+            self._pending[1].ref -= self._pos
+        self._buf = np.concatenate([keep, x]) if keep.size else x.copy()
+        self._pos = 0
+        frames = []
+        while (result := self._step()) is not None:
+            if isinstance(result, ReceivedFrame):
+                frames.append(result)
+        return frames
+
+    def flush(self) -> None:
+        """End of stream: a burst still waiting for samples is counted as truncated."""
+        if self._pending is not None:
+            self.counters.truncated += 1
+            self._pending = None
+        self._buf = np.zeros(0, dtype=np.complex64)
+        self._pos = 0
+
+    def _step(self) -> ReceivedFrame | bool | None:
+        """Process the next detection; None when more samples are needed."""
+        buf, lag, win = self._buf, self._lag, self.window
+        d0 = sync.first_crossing(buf, lag, win, self.threshold, self._pos, self.min_power)
+        if d0 < 0:
+            self._pos = max(self._pos, buf.size - win - lag)
+            return None
+        key = self._offset + d0
+        if self._pending is not None and self._pending[0] == key:
+            state = self._pending[1]
+        else:
+            state = self._synchronise(d0)
+            if state is None:
+                self._pos = max(self._pos, d0 - 32)
+                return None
+            self.counters.detections += 1
+            self._pending = (key, state)
+        return self._finish(d0, state)
+
+    def _synchronise(self, d0: int) -> _Sync | None:
+        """Coarse timing/CFO, fine timing/CFO, channel, header. None when samples are missing."""
+        lay, pre = self.layout, self.layout.preamble
+        lag, win = self._lag, self.window
+        seg_start = max(d0 - 16, 0)
+        need = seg_start + 2 * win + lag + 48 + lay.payload_start + 128
+        if self._buf.size < need:
+            return None
+        s_rel, cfo = sync.plateau(self._buf[seg_start : seg_start + 2 * win + lag + 48], lag, win, pre.stf_len)
+        ref = max(seg_start + s_rel - 64, 0)
+        seg = sync.rotate(self._buf[ref:need], cfo)
+        expected = seg_start + s_rel - ref + pre.stf_len + pre.ltf_gi
+        lo = max(expected - 64, 0)
+        span = pre.n_ltf * lay.params.fft_len
+        ltf = lo + sync.ltf_timing(seg[lo : expected + 64 + span], pre.ltf_symbol, pre.n_ltf)
+        fine = sync.fine_cfo(seg[ltf : ltf + span], lay.params.fft_len)
+        seg = sync.rotate(seg, fine)
+        state = _Sync(ref=ref, cfo=cfo + fine, ltf=ltf, h=np.zeros(0), no=1.0, header=None)
+        state.h, state.no = self._channel(seg, ltf)
+        state.header = self._header(seg, state)
+        if state.header is not None:
+            state.fmt = PayloadFormat.from_ids(state.header.modulation, state.header.code)
+        return state
+
+    def _channel(self, seg: np.ndarray, ltf: int) -> tuple[np.ndarray, float]:
+        pre, params = self.layout.preamble, self.layout.params
+        idx = ltf - self.backoff + np.arange(pre.n_ltf)[:, None] * params.fft_len + np.arange(params.fft_len)
+        grid = np.fft.fft(seg[idx], axis=1) / np.sqrt(params.fft_len)
+        return estimate.ltf_channel(grid, pre.ltf_freq, params, self.delays)
+
+    def _grid(self, seg: np.ndarray, state: _Sync, first: int, n_sym: int) -> np.ndarray:
+        """Phase-corrected FFT grid (complex64 (n_sym, 64)) of OFDM symbols from symbol ``first``."""
+        lay, params = self.layout, self.layout.params
+        frame0 = state.ltf - lay.preamble.ltf_gi - lay.preamble.stf_len
+        start = frame0 + lay.header_start + first * params.sym_len + params.cp_len - self.backoff
+        grid = to_freq(seg, n_sym, params, start)
+        used = params.bins(params.used)
+        pilot_pos = np.searchsorted(np.asarray(params.used), np.asarray(params.pilots))
+        phase = estimate.pilot_phase(grid[:, params.bins(params.pilots)], state.h[pilot_pos], pilot_values(n_sym, first))
+        grid[:, used] *= np.exp(-1j * phase)[:, None].astype(np.complex64)
+        return grid
+
+    def _data(self, grid: np.ndarray, state: _Sync) -> tuple[np.ndarray, np.ndarray]:
+        """Equalised data-carrier symbols and their noise variances, both flattened."""
+        params = self.layout.params
+        data_pos = np.searchsorted(np.asarray(params.used), np.asarray(params.data))
+        x, nv = estimate.equalize(grid[:, params.bins(params.data)], state.h[data_pos], state.no)
+        return x.reshape(-1), nv.reshape(-1)
+
+    def _header(self, seg: np.ndarray, state: _Sync) -> Header | None:
+        grid = self._grid(seg, state, 0, self.layout.header_symbols)
+        x, nv = self._data(grid, state)
+        llr = QamModem(1).demodulate(x[: n_coded_bits()], nv[: n_coded_bits()])
+        return decode_header(llr)
+
+    def _finish(self, d0: int, state: _Sync) -> ReceivedFrame | bool | None:
+        """Decode the payload of a synchronised burst, or count why it has none."""
+        lay = self.layout
+        frame0 = state.ltf - lay.preamble.ltf_gi - lay.preamble.stf_len
+        skip = max(d0 + 1, state.ref + frame0 + lay.preamble.stf_len // 2)
+        if state.header is None or state.fmt is None:
+            if state.header is None:
+                self.counters.header_crc_fail += 1
+            else:
+                self.counters.header_invalid += 1
+            self._pending, self._pos = None, skip
+            return False
+        frame_len = lay.frame_len(state.fmt, state.header.length)
+        if frame_len > self.max_frame_len:
+            self.counters.header_invalid += 1
+            self._pending, self._pos = None, skip
+            return False
+        end = state.ref + frame0 + frame_len + 64
+        if self._buf.size < end:
+            self._pos = max(self._pos, min(state.ref, d0))
+            return None
+        frame = self._payload(state, end)
+        self._pending, self._pos = None, state.ref + frame0 + frame_len
+        return frame
+
+    def _payload(self, state: _Sync, end: int) -> ReceivedFrame:
+        lay, hdr, fmt = self.layout, state.header, state.fmt
+        seg = sync.rotate(self._buf[state.ref : end], state.cfo)
+        n_data = fmt.n_symbols(hdr.length)
+        n_sym = lay.header_symbols + lay.payload_symbols(n_data)
+        grid = self._grid(seg, state, 0, n_sym)[lay.header_symbols :]
+        x, nv = self._data(grid, state)
+        x, nv = x[:n_data], nv[:n_data]
+        frame0 = state.ltf - lay.preamble.ltf_gi - lay.preamble.stf_len
+        common = dict(header=hdr, fmt=fmt, start=self._offset + state.ref + frame0,
+                      snr_est_db=estimate.snr_db(state.h, state.no), cfo=state.cfo)
+        self.counters.frames += 1
+        if fmt.analog:
+            evm = float(-estimate.snr_db(state.h, state.no))
+            return ReceivedFrame(payload=x, payload_ok=True, evm_db=evm, noise_var=nv, **common)
+        payload, ok, bits = fmt.decode(x, nv, hdr.length)
+        self.counters.payload_crc_fail += int(not ok)
+        modem = QamModem(MODULATIONS[fmt.modulation])
+        ref = fmt.encode(payload)[:n_data] if ok else modem.modulate(modem.hard(x))
+        return ReceivedFrame(payload=payload, payload_ok=ok, evm_db=estimate.evm_db(x, ref), bits=bits, **common)
+

@@ -1,0 +1,43 @@
+"""The one interface every radio backend implements (virtual ZMQ, UHD, Pluto).
+
+A backend turns a validated :class:`testbed.config.radio.RadioConfig` into GNU Radio blocks:
+``make_source`` gives a block with one complex64 output per entry of ``cfg.rx_channels``,
+``make_sink`` a block with one complex64 input per entry of ``cfg.tx_channels``. Hardware
+libraries (gnuradio, uhd, iio, adi) are imported inside the methods only, so importing
+``testbed.radios`` works on a machine without them and ``available()`` can say what is missing.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from testbed.config.radio import RadioConfig
+from testbed.errors import RadioError
+
+
+class RadioBackend(ABC):
+    """A family of radios behind one API; registered as ``register("radio", name)``."""
+
+    name: str
+
+    @abstractmethod
+    def available(self) -> tuple[bool, str]:
+        """Whether the backend's libraries load, and a one-line reason (versions or what failed)."""
+
+    @abstractmethod
+    def discover(self) -> list[dict[str, str]]:
+        """Devices attached now, one dict of identifying fields each; [] when none. Never raises."""
+
+    @abstractmethod
+    def make_source(self, cfg: RadioConfig, **kwargs: Any) -> Any:
+        """A GNU Radio block with one complex64 output per RX channel of ``cfg``."""
+
+    @abstractmethod
+    def make_sink(self, cfg: RadioConfig, **kwargs: Any) -> Any:
+        """A GNU Radio block with one complex64 input per TX channel of ``cfg``."""
+
+    def check_config(self, cfg: RadioConfig) -> None:
+        """RadioError unless ``cfg`` is meant for this backend."""
+        if cfg.backend != self.name:
+            raise RadioError(f"radio {cfg.name!r} has backend {cfg.backend!r}; "
+                             f"the {self.name!r} backend cannot drive it")

@@ -1,0 +1,29 @@
+"""Entry point of one runner process: ``python -m testbed.runner.proc ROLE SPEC.json STATUS.json``.
+
+The status file is written atomically at the end, also when the role fails (with ``error``),
+so the runner always learns why a process ended; a process killed from outside leaves none,
+and the runner reports that."""
+from __future__ import annotations
+
+import sys
+import traceback
+
+from testbed.runner.files import read_json, write_json
+
+
+def main(argv: list[str]) -> int:
+    role, spec_path, status_path = argv
+    from testbed.runner.roles import ROLES
+
+    try:
+        status = ROLES[role](read_json(spec_path))
+    except Exception as exc:  # reported to the runner through the status file
+        write_json(status_path, {"role": role, "error": f"{type(exc).__name__}: {exc}",
+                                 "traceback": traceback.format_exc()})
+        return 1
+    write_json(status_path, status)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
