@@ -21,6 +21,7 @@ KINDS = ("system", "channel", "radio", "model", "codec")
 _TABLES: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 # Modules whose import registers entries; imported lazily on the first lookup.
 _PROVIDERS = (
+    "testbed.codecs",
     "testbed.channels",
     "testbed.radios",
     "testbed.systems",

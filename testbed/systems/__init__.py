@@ -1,1 +1,2 @@
-"""systems"""
+"""Transceiver systems, one module or sub-package per family; importing registers them."""
+from testbed.systems import digital, link  # noqa: F401  (registration)

@@ -1,0 +1,1 @@
+"""Benchmarks of the testbed's compute kernels (LDPC decoding, ...)."""

@@ -1,0 +1,115 @@
+"""The ``testbed`` command line: doctor, run, sweep, demo, bench."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from testbed.errors import TestbedError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(width=160)
+
+
+def _fail(err: TestbedError) -> None:
+    console.print(f"[red]error:[/red] {err}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _table(document: dict) -> Table:
+    from testbed.runner.report import table_rows
+
+    keys, cells = table_rows(document["rows"])
+    table = Table(title=f"{document['scenario']} ({document['system']})")
+    for key in keys:
+        table.add_column(key, justify="right" if key != "model" else "left")
+    for row in cells:
+        table.add_row(*row)
+    return table
+
+
+def _snr_range(text: str) -> list[float]:
+    try:
+        start, stop, step = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise TestbedError(f"--snr-db {text!r}: expected START:STOP:STEP, e.g. 0:20:5") from None
+    if step <= 0 or stop < start:
+        raise TestbedError(f"--snr-db {text!r}: STEP must be > 0 and STOP >= START")
+    return [float(v) for v in np.arange(start, stop + step / 2, step)]
+
+
+def _run(scenario_name: str, overrides: list[str], out: Optional[Path]) -> dict:
+    from testbed.config.scenario import load_scenario
+    from testbed.runner.report import write_report
+    from testbed.runner.scenario import default_out_dir, run_scenario
+
+    scenario = load_scenario(scenario_name, overrides)
+    out_dir = out or default_out_dir(scenario)
+    with console.status(f"running {scenario.name}") as status:
+        result = run_scenario(scenario, out_dir, progress=lambda s: status.update(f"running {s}"))
+    report = write_report(out_dir, result.document, result.originals, result.images)
+    console.print(_table(result.document))
+    for problem in result.document["problems"]:
+        console.print(f"[yellow]problem:[/yellow] {problem}", highlight=False)
+    console.print(f"metrics: {out_dir / 'metrics.json'}\nreport:  {report}")
+    return result.document
+
+
+@app.command()
+def run(scenario: str = typer.Argument(..., help="shipped scenario name or YAML path"),
+        set_: list[str] = typer.Option([], "--set", help="override, e.g. images=DIR or channel.snr_db=[0,10]"),
+        out: Optional[Path] = typer.Option(None, help="output folder (default runs/<time>-<scenario>)")) -> None:
+    """Run SCENARIO over the virtual-radio chain and write metrics.json and a report."""
+    try:
+        _run(scenario, set_, out)
+    except TestbedError as err:
+        _fail(err)
+
+
+@app.command()
+def sweep(scenario: str = typer.Argument(...), snr_db: str = typer.Option(..., help="START:STOP:STEP in dB"),
+          set_: list[str] = typer.Option([], "--set"), out: Optional[Path] = typer.Option(None)) -> None:
+    """Run SCENARIO at every SNR of START:STOP:STEP."""
+    try:
+        values = _snr_range(snr_db)
+        _run(scenario, [*set_, f"channel.snr_db={json.dumps(values)}"], out)
+    except TestbedError as err:
+        _fail(err)
+
+
+@app.command()
+def demo(out: Optional[Path] = typer.Option(None)) -> None:
+    """The embedded default run: the shipped images over the three-process ZMQ chain."""
+    try:
+        _run("digital-awgn", [], out)
+    except TestbedError as err:
+        _fail(err)
+
+
+@app.command()
+def doctor(json_: bool = typer.Option(False, "--json", help="print the report as JSON")) -> None:
+    """GNU Radio, ONNX Runtime and torch versions, radio backends, radios found."""
+    from testbed.doctor import doctor_report, render
+
+    report = doctor_report()
+    if json_:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        console.print(render(report))
+
+
+@app.command()
+def bench(quick: bool = typer.Option(False, help="fewer repetitions (for a smoke run)")) -> None:
+    """Throughput side by side with its peer: receiver, ZMQ chain, LDPC decoder."""
+    from testbed.bench.suite import print_suite, run_suite
+
+    print_suite(run_suite(quick=quick), console)
+
+
+if __name__ == "__main__":
+    app()

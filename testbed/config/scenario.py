@@ -1,0 +1,137 @@
+"""Scenario YAML: which system runs over which radios and channel, at which SNRs, on what data.
+
+    name: digital-awgn
+    system: digital          # a registered system (testbed.registry names("system"))
+    radio: zmq               # a file of firmware_configs/ (without .yaml) or a path
+    channel: {model: awgn, snr_db: [0, 5, 10], cfo_hz: 0, delay_samples: 0}
+    system_params: {modulation: qam16, code: ldpc_648_1_2}   # validated by the system
+    images: default          # or a folder of images
+
+A scenario is validated completely (the system's own parameters and the radio file included)
+before any process starts; ``--set key=value`` overrides use dotted keys (``channel.snr_db``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from testbed import registry
+from testbed.channels.spec import MODELS, ChannelSpec
+from testbed.config.radio import RadioConfig, load_radio_config
+from testbed.config.yaml_io import load_yaml, validate
+from testbed.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE_DIR = ROOT / "firmware_configs"
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+class ChannelConfig(BaseModel):
+    """The emulated channel of every link (virtual radios); SNR is Es/N0 in dB."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = "awgn"
+    snr_db: list[float] = Field(default_factory=lambda: [10.0], min_length=1)
+    cfo_hz: float = 0.0
+    delay_samples: float = 0.0
+    k_factor_db: float = 10.0
+    taps: list[str | float] = Field(default_factory=lambda: [1.0])
+    coherence_samples: int = 0
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in MODELS:
+            raise ValueError(f"channel.model = {value!r} is unknown; allowed: {', '.join(MODELS)}")
+        return value
+
+    @field_validator("snr_db")
+    @classmethod
+    def _snr_range(cls, value: list[float]) -> list[float]:
+        for snr in value:
+            if not -30.0 <= snr <= 60.0:
+                raise ValueError(f"channel.snr_db = {snr:g} is outside -30..60 dB")
+        return value
+
+    def spec(self, snr_db: float, sample_rate_sps: float) -> ChannelSpec:
+        """The ChannelSpec of one SNR point (raises ConfigError on bad impairments)."""
+        return ChannelSpec(model=self.model, snr_db=snr_db, k_factor_db=self.k_factor_db, cfo_hz=self.cfo_hz,
+                           sample_rate_sps=sample_rate_sps, delay_samples=self.delay_samples,
+                           taps=tuple(complex(t) for t in self.taps), coherence_samples=self.coherence_samples)
+
+
+class Scenario(BaseModel):
+    """A validated scenario (see module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    system: str
+    radio: str = "zmq"
+    seed: int = 0
+    channel: ChannelConfig = Field(default_factory=ChannelConfig)
+    system_params: dict[str, Any] = Field(default_factory=dict)
+    images: str = "default"
+    max_images: int = Field(default=0, ge=0)
+    timeout_s: float = Field(default=300.0, gt=0)
+
+    @field_validator("system")
+    @classmethod
+    def _known_system(cls, value: str) -> str:
+        allowed = registry.names("system")
+        if value not in allowed:
+            raise ValueError(f"system = {value!r} is unknown; allowed: {', '.join(allowed)}")
+        return value
+
+    def radio_config(self) -> RadioConfig:
+        path = Path(self.radio)
+        if not path.suffix:
+            path = FIRMWARE_DIR / f"{self.radio}.yaml"
+        if not path.exists():
+            names = sorted(p.stem for p in FIRMWARE_DIR.glob("*.yaml"))
+            raise ConfigError(f"radio = {self.radio!r}: no such file; allowed: a path or one of {', '.join(names)}")
+        return load_radio_config(path)
+
+
+def shipped_scenarios() -> dict[str, Path]:
+    """Shipped scenario names -> YAML paths."""
+    return {p.stem: p for p in sorted(SCENARIO_DIR.glob("*.yaml"))}
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. channel.snr_db=[0,10] or images=DIR")
+    key, raw = item.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a scenario mapping."""
+    for item in overrides:
+        keys, value = _parse_override(item)
+        node = data
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {key} is not a mapping")
+        if keys == ["channel", "snr_db"] and not isinstance(value, list):
+            value = [value]
+        node[keys[-1]] = value
+    return data
+
+
+def load_scenario(name_or_path: str, overrides: list[str] | None = None) -> Scenario:
+    """Load, override and validate a scenario; also validates its radio file and system parameters."""
+    shipped = shipped_scenarios()
+    path = shipped.get(name_or_path, Path(name_or_path))
+    if not path.exists():
+        raise ConfigError(f"scenario {name_or_path!r}: no such file; allowed: a YAML path or one of {', '.join(shipped)}")
+    data = apply_overrides(load_yaml(path), overrides or [])
+    scenario = validate(Scenario, data, path.name)
+    scenario.radio_config()
+    system = registry.get("system", scenario.system)
+    system.validate_params(scenario.system_params, path.name)
+    return scenario

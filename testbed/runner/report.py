@@ -1,0 +1,84 @@
+"""Run reports: a Markdown page with the metrics table, a metric-against-SNR plot and an image
+grid (original and reconstruction per SNR), written next to metrics.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from testbed.runner.files import atomic_write_bytes  # noqa: E402
+
+TABLE_KEYS = ("snr_db", "psnr_db", "ms_ssim", "ber", "bler", "snr_est_db", "evm_db", "frames_sent",
+              "frames_received", "frames_lost", "samples_lost")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e-2 and value != 0 else f"{value:.2f}"
+    return str(value)
+
+
+def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Column names present in ``rows`` (from TABLE_KEYS, plus model) and formatted cells."""
+    keys = ["model"] + [k for k in TABLE_KEYS if any(k in r for r in rows)]
+    return keys, [[_fmt(r.get(k, "")) for k in keys] for r in rows]
+
+
+def plot_metric(rows: list[dict], path: Path, metric: str) -> None:
+    """Metric against SNR, one line per model (log scale for BER/BLER)."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for model in dict.fromkeys(r["model"] for r in rows):
+        pts = sorted((r["snr_db"], r[metric]) for r in rows if r["model"] == model and metric in r)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=model)
+    if metric in ("ber", "bler"):
+        ax.set_yscale("log")
+    ax.set_xlabel("SNR (Es/N0, dB)")
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def image_grid(originals: list[tuple[str, np.ndarray]], recons: dict[float, dict[str, np.ndarray]], path: Path) -> None:
+    """Rows: images; columns: original, then the reconstruction at each SNR."""
+    snrs = sorted(recons)
+    fig, axes = plt.subplots(len(originals), 1 + len(snrs), figsize=(1.6 * (1 + len(snrs)), 1.4 * len(originals)),
+                             squeeze=False)
+    for i, (name, img) in enumerate(originals):
+        cells = [("original", img)] + [(f"{s:g} dB", recons[s].get(name, np.zeros_like(img))) for s in snrs]
+        for ax, (title, im) in zip(axes[i], cells):
+            ax.imshow(np.clip(np.transpose(im, (1, 2, 0)), 0, 1))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(out_dir: Path, document: dict, originals=None, recons=None) -> Path:
+    """report.md (+ PNGs) in ``out_dir``; returns the report path."""
+    rows = document["rows"]
+    keys, cells = table_rows(rows)
+    lines = [f"# {document['scenario']} ({document['system']})", "",
+             "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(c) + " |" for c in cells]
+    metric = "psnr_db" if any("psnr_db" in r for r in rows) else "ber"
+    if any(metric in r for r in rows):
+        plot_metric(rows, out_dir / f"{metric}_vs_snr.png", metric)
+        lines += ["", f"![{metric} against SNR]({metric}_vs_snr.png)"]
+    if originals and recons and any(recons.values()):
+        image_grid(originals, recons, out_dir / "images.png")
+        lines += ["", "![original and reconstructions](images.png)"]
+    if document.get("problems"):
+        lines += ["", "## Problems", *[f"- {p}" for p in document["problems"]]]
+    path = out_dir / "report.md"
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+    return path
