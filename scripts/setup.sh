@@ -30,6 +30,9 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -n
   # A local wheel folder (the CPU torch wheel) is used when the machine has one.
   [ -d /opt/wheels ] && extra+=(--find-links /opt/wheels)
   .venv/bin/pip install -q --disable-pip-version-check "${extra[@]}" -r requirements.txt
+  # foolbox only for the 20+20 genuine CIFAR test images inside its wheel; its own dependencies
+  # (eagerpy, GitPython, requests) are not needed.
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps foolbox==3.3.4
   .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
   touch "$stamp"
 fi

@@ -131,7 +131,11 @@ def load_scenario(name_or_path: str, overrides: list[str] | None = None) -> Scen
         raise ConfigError(f"scenario {name_or_path!r}: no such file; allowed: a YAML path or one of {', '.join(shipped)}")
     data = apply_overrides(load_yaml(path), overrides or [])
     scenario = validate(Scenario, data, path.name)
-    scenario.radio_config()
+    radio = scenario.radio_config()
+    for snr_db in scenario.channel.snr_db:
+        scenario.channel.spec(snr_db, radio.sample_rate_sps)
+    if scenario.images != "default" and not Path(scenario.images).is_dir():
+        raise ConfigError(f"images = {scenario.images!r} is not a folder; allowed: 'default' or a folder of images")
     system = registry.get("system", scenario.system)
     system.validate_params(scenario.system_params, path.name)
     return scenario

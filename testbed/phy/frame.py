@@ -16,7 +16,7 @@ from testbed.phy.header import Header, encode_header, n_coded_bits
 from testbed.phy.ofdm import OfdmParams, build_grid, to_time
 from testbed.phy.payload import MAX_LENGTH, PayloadFormat
 from testbed.phy.preamble import Preamble
-from testbed.phy.qam import QamModem
+from testbed.phy.qam import get_modem
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class Framer:
         lay = self.layout
         bits = encode_header(header)
         bits = np.concatenate([bits, np.zeros(lay.header_symbols * lay.params.n_data - bits.size, np.uint8)])
-        data = QamModem(1).modulate(bits).reshape(lay.header_symbols, lay.params.n_data)
+        data = get_modem(1).modulate(bits).reshape(lay.header_symbols, lay.params.n_data)
         return to_time(build_grid(data, lay.params, 0), lay.params)
 
     def payload_samples(self, symbols: np.ndarray) -> np.ndarray:

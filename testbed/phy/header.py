@@ -81,7 +81,7 @@ def decode_header(llr: np.ndarray) -> Header | None:
     full = np.full(code.n, SHORTENED_LLR, dtype=np.float32)
     full[:HEADER_BITS] = llr[:HEADER_BITS]
     full[code.k :] = llr[HEADER_BITS:]
-    bits, ok, _ = code.decode(full[None, :], max_iter=30)
+    bits, ok, _ = code.decode(full[None, :], max_iter=20)
     if not ok[0]:
         return None
     return Header.from_bits(bits[0, :HEADER_BITS])

@@ -31,7 +31,7 @@ CODES: dict[str, tuple[int, str]] = {
 }
 LLR_CLIP = 1.0e4
 MIN_SUM_SCALE = 0.75
-CHUNK = 256
+CHUNK = 256  # codewords decoded side by side: the length of the inner vector loops
 
 
 def lift(base: np.ndarray, z: int) -> sp.csr_matrix:

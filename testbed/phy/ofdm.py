@@ -12,6 +12,7 @@ every carrier. Hence SNR = Es/N0 per data symbol, the project's convention (DESI
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -74,6 +75,7 @@ def pilot_values(n_sym: int, first_symbol: int = 0) -> np.ndarray:
     return (p[:, None] * np.array([1.0, 1.0, 1.0, -1.0], dtype=np.float32)).astype(np.float32)
 
 
+@lru_cache(maxsize=1)
 def _polarity_sequence() -> np.ndarray:
     """127-long pilot polarity sequence of the 802.11a scrambler (x^7 + x^4 + 1, all-ones seed)."""
     state = [1] * 7

@@ -16,7 +16,7 @@ from testbed.errors import FrameError
 from testbed.phy import crc
 from testbed.phy.bits import bits_to_bytes, bytes_to_bits
 from testbed.phy.ldpc import CODES, get_code
-from testbed.phy.qam import MODULATIONS, QamModem
+from testbed.phy.qam import MODULATIONS, get_modem
 
 MODULATION_IDS = {"analog": 0, **{name: i + 1 for i, name in enumerate(MODULATIONS)}}
 CODE_IDS = {"none": 0, **{name: i + 1 for i, name in enumerate(sorted(CODES))}}
@@ -95,7 +95,7 @@ class PayloadFormat:
         coded = self._ldpc_encode(bits)
         k = MODULATIONS[self.modulation]
         coded = np.concatenate([coded, np.zeros(-coded.size % k, dtype=np.uint8)])
-        return QamModem(k).modulate(coded)
+        return get_modem(k).modulate(coded)
 
     def _ldpc_encode(self, bits: np.ndarray) -> np.ndarray:
         if self.code == "none":
@@ -113,7 +113,7 @@ class PayloadFormat:
         Outputs: bytes (length,), bool, uint8 ((length + 4) * 8,) descrambled hard bits.
         """
         k = MODULATIONS[self.modulation]
-        llr = QamModem(k).demodulate(symbols, noise_var)[: self.n_coded_bits(length)]
+        llr = get_modem(k).demodulate(symbols, noise_var)[: self.n_coded_bits(length)]
         n_info = self.n_info_bits(length)
         bits = self._ldpc_decode(llr, n_info) ^ _scrambler()[:n_info]
         data = bits_to_bytes(bits)

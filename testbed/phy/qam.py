@@ -12,6 +12,8 @@ complex AWGN of variance ``no`` per complex symbol (``no / 2`` per axis). Square
 into independent I and Q PAM problems, which is what the demapper exploits.
 """
 
+import functools
+
 import numba
 import numpy as np
 
@@ -145,3 +147,9 @@ class QamModem:
             parts.append(self._axis_hard(flat.imag))
         bits = np.concatenate(parts, axis=1)
         return bits.reshape(symbols.shape[:-1] + (symbols.shape[-1] * self.bits_per_symbol,))
+
+
+@functools.lru_cache(maxsize=None)
+def get_modem(bits_per_symbol: int) -> QamModem:
+    """Shared modem instance (the constellation tables are built once per order)."""
+    return QamModem(bits_per_symbol)

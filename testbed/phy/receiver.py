@@ -16,7 +16,7 @@ from testbed.phy.frame import FrameLayout
 from testbed.phy.header import Header, decode_header, n_coded_bits
 from testbed.phy.ofdm import pilot_values, to_freq
 from testbed.phy.payload import PayloadFormat
-from testbed.phy.qam import MODULATIONS, QamModem
+from testbed.phy.qam import MODULATIONS, get_modem
 
 DEFAULT_DELAYS = tuple(range(-2, 8))
 
@@ -191,7 +191,7 @@ class FrameReceiver:
     def _header(self, seg: np.ndarray, state: _Sync) -> Header | None:
         grid = self._grid(seg, state, 0, self.layout.header_symbols)
         x, nv = self._data(grid, state)
-        llr = QamModem(1).demodulate(x[: n_coded_bits()], nv[: n_coded_bits()])
+        llr = get_modem(1).demodulate(x[: n_coded_bits()], nv[: n_coded_bits()])
         return decode_header(llr)
 
     def _finish(self, d0: int, state: _Sync) -> ReceivedFrame | bool | None:
@@ -236,7 +236,7 @@ class FrameReceiver:
             return ReceivedFrame(payload=x, payload_ok=True, evm_db=evm, noise_var=nv, **common)
         payload, ok, bits = fmt.decode(x, nv, hdr.length)
         self.counters.payload_crc_fail += int(not ok)
-        modem = QamModem(MODULATIONS[fmt.modulation])
+        modem = get_modem(MODULATIONS[fmt.modulation])
         ref = fmt.encode(payload)[:n_data] if ok else modem.modulate(modem.hard(x))
         return ReceivedFrame(payload=payload, payload_ok=ok, evm_db=estimate.evm_db(x, ref), bits=bits, **common)
 

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -48,11 +49,15 @@ def stream_samples(jobs: list[FrameJob], gap_samples: int = GAP_SAMPLES) -> int:
 
 
 def run_chain(tx_jobs: list[list[FrameJob]], links: list[list[ChannelSpec]], workdir: Path, *,
-              sample_rate_sps: float = 1e6, seed: int = 0, timeout_s: float = 300.0) -> ChainResult:
+              sample_rate_sps: float = 1e6, seed: int = 0, timeout_s: float = 300.0,
+              idle_timeout_s: float = 20.0, on_start: Callable[[dict[str, subprocess.Popen]], None] | None = None,
+              ) -> ChainResult:
     """Send ``tx_jobs[i]`` from TX stream i through the channel matrix ``links`` (n_rx x n_tx).
 
     Every TX stream is padded with zeros to the same length, so the emulator (a sync block)
-    never waits on one stream while another has ended.
+    never waits on one stream while another has ended. A process whose input stalls for
+    ``idle_timeout_s`` stops and reports what it has; ``on_start`` sees the started processes
+    (for monitoring, or to inject a fault in tests).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     n_rx, n_tx = len(links), len(links[0])
@@ -71,7 +76,9 @@ def run_chain(tx_jobs: list[list[FrameJob]], links: list[list[ChannelSpec]], wor
     for j in range(n_rx):
         specs[f"rx{j}"] = {"input": rx_ports[j], "results": str(results[j]), "sample_rate_sps": sample_rate_sps,
                            "total_samples": total}
-    return _run_processes(specs, workdir, timeout_s, ChainResult(results=results))
+    for spec in specs.values():
+        spec.update(idle_timeout_s=idle_timeout_s, timeout_s=timeout_s)
+    return _run_processes(specs, workdir, timeout_s, ChainResult(results=results), on_start)
 
 
 def _spec_dict(spec: ChannelSpec) -> dict:
@@ -80,7 +87,8 @@ def _spec_dict(spec: ChannelSpec) -> dict:
     return d
 
 
-def _run_processes(specs: dict[str, dict], workdir: Path, timeout_s: float, result: ChainResult) -> ChainResult:
+def _run_processes(specs: dict[str, dict], workdir: Path, timeout_s: float, result: ChainResult,
+                   on_start: Callable[[dict[str, subprocess.Popen]], None] | None) -> ChainResult:
     """Start one process per spec (receivers first), wait, and collect statuses."""
     procs: dict[str, subprocess.Popen] = {}
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
@@ -92,7 +100,9 @@ def _run_processes(specs: dict[str, dict], workdir: Path, timeout_s: float, resu
             [sys.executable, "-m", "testbed.runner.proc", name.rstrip("0123456789"),
              str(workdir / f"{name}_spec.json"), str(workdir / f"{name}_status.json")],
             stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + timeout_s
+    if on_start is not None:
+        on_start(procs)
+    deadline = time.monotonic() + timeout_s + 10.0
     while any(p.poll() is None for p in procs.values()) and time.monotonic() < deadline:
         if any(p.poll() not in (None, 0) for p in procs.values()):
             deadline = min(deadline, time.monotonic() + 5.0)  # one died: give the others 5 s

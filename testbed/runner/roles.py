@@ -50,7 +50,8 @@ def run_tx(spec: dict[str, Any]) -> dict[str, Any]:
                 lambda: src.samples_sent, spec.get("idle_timeout_s", 20.0), spec.get("timeout_s", 600.0))
     tb.stop()
     tb.wait()
-    return {"role": "tx", "stopped": how, "frames_sent": src.frames_sent, "samples_sent": int(sink.nitems_read(0))}
+    return {"role": "tx", "stopped": how, "frames_sent": src.frames_sent, "samples_sent": int(sink.nitems_read(0)),
+            "pdus_dropped": src.pdus_dropped}
 
 
 def run_channel(spec: dict[str, Any]) -> dict[str, Any]:

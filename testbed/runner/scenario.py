@@ -73,4 +73,5 @@ def _sample_counts(statuses: dict[str, dict]) -> dict[str, int]:
     sent = statuses.get("tx0", {}).get("samples_sent", -1)
     got = statuses.get("rx0", {}).get("samples_received", -1)
     lost = sent - got if sent >= 0 and got >= 0 else -1
-    return {"samples_sent": sent, "samples_received": got, "samples_lost": lost}
+    dropped = statuses.get("tx0", {}).get("pdus_dropped", -1)
+    return {"samples_sent": sent, "samples_received": got, "samples_lost": lost, "pdus_dropped": dropped}
