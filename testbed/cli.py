@@ -103,6 +103,21 @@ def doctor(json_: bool = typer.Option(False, "--json", help="print the report as
         console.print(render(report))
 
 
+@app.command("phy-curves")
+def phy_curves(out: Path = typer.Option(Path("docs/results"), help="folder for the plots and JSON"),
+               quick: bool = typer.Option(False, help="three points per curve")) -> None:
+    """Measure uncoded BER and LDPC BLER curves through the three-process ZMQ chain and plot them."""
+    from testbed.runner.phy_curves import make_curves
+
+    with console.status("measuring") as status:
+        doc = make_curves(out, quick, progress=lambda s: status.update(s))
+    for mod, rows in doc["ber"].items():
+        console.print(f"BER {mod}: " + ", ".join(f"{r['snr_db']:g} dB {r['ber']:.2e} (theory {r['theory']:.2e})" for r in rows))
+    for code, rows in doc["bler"].items():
+        console.print(f"BLER {code}: " + ", ".join(f"{r['snr_db']:g} dB {r['bler']:.3f}" for r in rows))
+    console.print(f"plots and numbers in {out}")
+
+
 @app.command()
 def bench(quick: bool = typer.Option(False, help="fewer repetitions (for a smoke run)")) -> None:
     """Throughput side by side with its peer: receiver, ZMQ chain, LDPC decoder."""

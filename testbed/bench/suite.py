@@ -1,0 +1,48 @@
+"""``testbed bench``: every speed figure side by side with its peer, in one run, as ratios."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from testbed.bench.ldpc_bench import bench_ldpc
+from testbed.bench.receiver_bench import bench_receiver
+from testbed.bench.zmq_bench import bench_chain
+
+RECEIVER_TARGET_SPS = 10e6
+
+
+@dataclass
+class Row:
+    what: str
+    ours: str
+    peer: str
+    ratio: float
+    target: str
+
+
+def run_suite(quick: bool = False) -> list[Row]:
+    rows = []
+    rx = bench_receiver(quick)
+    for key, label in (("noise_sps", "receiver, noise only"), ("qpsk_sps", "receiver, QPSK frames back to back"),
+                       ("qam16_ldpc_sps", "receiver, 16-QAM LDPC 1/2 frames")):
+        rows.append(Row(label, f"{rx[key] / 1e6:.2f} MS/s", "10 MS/s target", rx[key] / RECEIVER_TARGET_SPS, ">= 1"))
+    chain = bench_chain(quick)
+    rows.append(Row(f"three-process chain ({chain['samples']:,} samples)", f"{chain['chain_sps'] / 1e6:.2f} MS/s",
+                    f"raw gr-zeromq PUSH/PULL {chain['raw_sps'] / 1e6:.2f} MS/s", chain["chain_sps"] / chain["raw_sps"],
+                    "report"))
+    ldpc = bench_ldpc(n_codewords=500 if quick else 2000)
+    rows.append(Row(f"LDPC n=648 R1/2 decoder (BLER {ldpc['ours_bler']:.3f} vs {ldpc['ldpc_pkg_bler']:.3f})",
+                    f"{ldpc['ours_mbps']:.2f} Mb/s", f"ldpc.BpDecoder {ldpc['ldpc_pkg_mbps']:.2f} Mb/s",
+                    ldpc["speedup"], ">= 10"))
+    return rows
+
+
+def print_suite(rows: list[Row], console: Console) -> None:
+    table = Table(title="testbed bench (one core per process; ratios are ours / peer)")
+    for col in ("what", "ours", "peer", "ratio", "target"):
+        table.add_column(col, justify="left" if col in ("what", "peer") else "right")
+    for r in rows:
+        table.add_row(r.what, r.ours, r.peer, f"{r.ratio:.2f}", r.target)
+    console.print(table)

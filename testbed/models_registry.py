@@ -1,0 +1,81 @@
+"""The shipped neural models, registered under kind ``"model"``: one entry per name, no other list.
+
+    from testbed.registry import get, create, names
+    names("model")                    # ['adjscc-r12', 'adjscc-r6', 'deepjscc-r12', 'deepjscc-r6']
+    entry = get("model", "adjscc-r6") # ModelEntry: paths of the ONNX files, variant, ratio
+    torch_model = create("model", "adjscc-r6")  # the DeepJSCC torch module with the shipped weights
+
+Files live in ``models/deepjscc/`` at the repository root: ``<name>.encoder.onnx``,
+``<name>.decoder.onnx`` and their model cards ``<name>.encoder.json`` / ``<name>.decoder.json``.
+The torch model is rebuilt from the ONNX initializers (the export keeps every ``state_dict``
+name, :func:`testbed.onnx.export.state_dict_from_onnx`) and the architecture in the card: the
+parity check then compares ONNX Runtime with the PyTorch source code (``DeepJSCC.encode`` /
+``decode``) on the very weights that are shipped, and no second weights file can drift from them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from testbed.registry import register
+
+MODELS_DIR = Path(os.environ.get("TESTBED_MODELS_DIR", Path(__file__).resolve().parents[1] / "models"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """One shipped transceiver.
+
+    Attributes: name (e.g. ``"adjscc-r6"``); system; variant (``"deepjscc"``/``"adjscc"``);
+        bandwidth_ratio (``"1/6"``/``"1/12"``); encoder, decoder: paths of the ONNX files.
+    Calling the entry (``create("model", name)``) returns the torch model.
+    """
+
+    name: str
+    variant: str
+    bandwidth_ratio: str
+    encoder: Path
+    decoder: Path
+    system: str = "deepjscc"
+
+    @property
+    def paths(self) -> tuple[Path, Path]:
+        return self.encoder, self.decoder
+
+    def torch_model(self):
+        """The torch DeepJSCC module with the weights of the ONNX files, in eval mode.
+
+        Raises: ModelError when a file or card is missing, the architecture is not recorded,
+            or a weight is absent.
+        """
+        from testbed.errors import ModelError
+        from testbed.onnx.card import read_card
+        from testbed.onnx.export import state_dict_from_onnx
+        from testbed.systems.deepjscc.model import DeepJSCC
+
+        for path in self.paths:
+            if not Path(path).is_file():
+                raise ModelError(f"{path}: model file is missing")
+        card = read_card(self.encoder)
+        try:
+            model = DeepJSCC(**card["architecture"])
+        except TypeError as err:
+            raise ModelError(f"{self.encoder}: card architecture {card['architecture']} is invalid ({err})") from None
+        model.load_state_dict(state_dict_from_onnx(model, *self.paths))
+        return model.eval()
+
+    def __call__(self):
+        return self.torch_model()
+
+
+def _entry(variant: str, ratio: str) -> ModelEntry:
+    name = f"{variant}-r{ratio.split('/')[1]}"
+    folder = MODELS_DIR / "deepjscc"
+    return ModelEntry(name=name, variant=variant, bandwidth_ratio=ratio,
+                      encoder=folder / f"{name}.encoder.onnx", decoder=folder / f"{name}.decoder.onnx")
+
+
+ENTRIES = {entry.name: entry for entry in (_entry(v, r) for v in ("deepjscc", "adjscc") for r in ("1/6", "1/12"))}
+for _name, _model in ENTRIES.items():
+    register("model", _name)(_model)

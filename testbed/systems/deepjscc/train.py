@@ -1,0 +1,238 @@
+"""Time-budgeted, resumable training of DeepJSCC / ADJSCC on crops of the offline photo corpus.
+
+Training data: random 32x32 crops of ``photo_corpus("train")`` (real photographs downscaled to a
+short side of 512 px, DESIGN.md "Datasets"), the photo drawn uniformly per crop (not by area),
+random horizontal flips. Per sample the SNR is uniform in ``snr_range_db``; per batch the channel
+is AWGN or Rayleigh block fading with probability 1/2 each. Loss: MSE. Adam, learning rate with a
+short linear warm-up and a cosine decay over the *time* budget (the schedule follows elapsed
+training seconds, so a run of any length ends annealed).
+
+Checkpoints (model, optimizer, step, elapsed time, every random state) are written atomically
+every ``checkpoint_minutes`` and at the end to ``out_dir/<name>-seed<seed>-<minutes>min.ckpt``;
+calling :func:`train` again with the same arguments resumes from it (a finished run returns at
+once).
+
+Command line (also what ``testbed train deepjscc`` runs): train, evaluate on the held-out photos,
+export ONNX encoder/decoder + model cards + the torch weights for parity::
+
+    python -m testbed.systems.deepjscc.train --ratio 1/6 --variant adjscc --minutes 40 --seed 0 \
+        --out models/deepjscc
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from testbed.data.images import photo_corpus
+from testbed.errors import ConfigError
+from testbed.systems.deepjscc.model import CHANNELS, TILE, DeepJSCC, symbols_per_tile
+
+LR = 1e-3
+LR_FLOOR = 0.02  # the cosine decays to LR * LR_FLOOR
+WARMUP_FRACTION = 0.02
+
+
+def model_name(bandwidth_ratio: str, variant: str) -> str:
+    """Shipped model name, e.g. ``"adjscc-r6"`` for ratio ``"1/6"``."""
+    symbols_per_tile(bandwidth_ratio)
+    return f"{variant}-r{bandwidth_ratio.split('/')[1]}"
+
+
+class CropSampler:
+    """Random 32x32 crops of a list of photos, photo drawn uniformly, random horizontal flips.
+
+    Photos are kept as uint8 (H, W, 3) to save memory. ``batch(n)`` -> float32 (n, 3, 32, 32).
+    """
+
+    def __init__(self, photos: list[np.ndarray], rng: np.random.Generator, size: int = TILE) -> None:
+        if not photos:
+            raise ConfigError("the training split of the photo corpus is empty; allowed: a machine with "
+                              "sporco/scikit-image/scikit-learn photos or the Debian wallpapers installed")
+        self.photos = [np.ascontiguousarray(np.rint(p.transpose(1, 2, 0) * 255).astype(np.uint8)) for p in photos]
+        self.rng = rng
+        self.size = size
+
+    def batch(self, n: int) -> torch.Tensor:
+        rng, s = self.rng, self.size
+        out = np.empty((n, s, s, 3), dtype=np.uint8)
+        which = rng.integers(0, len(self.photos), n)
+        flips = rng.random(n) < 0.5
+        for i, (p, flip) in enumerate(zip(which, flips)):
+            photo = self.photos[p]
+            y = rng.integers(0, photo.shape[0] - s + 1)
+            x = rng.integers(0, photo.shape[1] - s + 1)
+            crop = photo[y:y + s, x:x + s]
+            out[i] = crop[:, ::-1] if flip else crop
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def learning_rate(fraction: float, lr: float = LR) -> float:
+    """Learning rate at ``fraction`` of the time budget: linear warm-up, then cosine to lr * LR_FLOOR."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    if fraction < WARMUP_FRACTION:
+        return lr * max(fraction / WARMUP_FRACTION, 0.05)
+    t = (fraction - WARMUP_FRACTION) / (1.0 - WARMUP_FRACTION)
+    return lr * (LR_FLOOR + (1.0 - LR_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * t)))
+
+
+def checkpoint_path(out_dir: Path, bandwidth_ratio: str, variant: str, seed: int, minutes: float) -> Path:
+    return Path(out_dir) / f"{model_name(bandwidth_ratio, variant)}-seed{seed}-{minutes:g}min.ckpt"
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    bandwidth_ratio: str,
+    variant: str,
+    minutes: float,
+    seed: int,
+    out_dir: Path,
+    threads: int = 1,
+    batch_size: int = 64,
+    snr_range_db: tuple[float, float] = (0.0, 20.0),
+    width: int = 64,
+    checkpoint_minutes: float = 2.0,
+    progress: bool = True,
+) -> Path:
+    """Train one model for ``minutes`` of wall-clock time; resume if a checkpoint exists.
+
+    Parameters: bandwidth_ratio ``"1/6"``/``"1/12"``; variant ``"deepjscc"``/``"adjscc"``;
+        minutes, the training time budget (excluding data loading); seed for torch and numpy;
+        out_dir for checkpoints; threads for torch; batch_size crops per step; snr_range_db
+        (low, high) for the uniform per-sample SNR; width, the hidden filters.
+    Returns: path of the final checkpoint (a dict with "model" state_dict, "config", "step",
+        "elapsed_s", "optimizer", "history", ...).
+    """
+    if minutes <= 0:
+        raise ConfigError(f"minutes {minutes!r} is invalid; allowed: > 0")
+    low, high = (float(v) for v in snr_range_db)
+    if not low <= high:
+        raise ConfigError(f"snr_range_db {snr_range_db!r} is invalid; allowed: (low, high) with low <= high")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_path(out_dir, bandwidth_ratio, variant, seed, minutes)
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    model = DeepJSCC(bandwidth_ratio, variant, width)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    run_config = {"bandwidth_ratio": bandwidth_ratio, "variant": variant, "minutes": minutes, "seed": seed,
+                  "batch_size": batch_size, "snr_range_db": [low, high], "width": width, "threads": threads}
+    step, elapsed, history = 0, 0.0, []
+    if path.exists():
+        state = torch.load(path, weights_only=False)
+        if state["run_config"] != run_config:
+            raise ConfigError(f"checkpoint {str(path)!r} was written by another run {state['run_config']}; "
+                              f"allowed: the same arguments, or remove the file")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed, history = state["step"], state["elapsed_s"], state["history"]
+        rng.bit_generator.state = state["numpy_rng"]
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+    budget = minutes * 60.0
+
+    def snapshot() -> None:
+        _save(path, {
+            "model": model.state_dict(), "config": model.config(), "optimizer": optimizer.state_dict(),
+            "step": step, "elapsed_s": elapsed, "history": history, "run_config": run_config,
+            "numpy_rng": rng.bit_generator.state, "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        })
+
+    if elapsed >= budget:
+        return path
+    sampler = CropSampler(photo_corpus("train"), rng)
+    model.train()
+    bar = tqdm(total=round(budget), initial=round(elapsed), unit="s", disable=not progress,
+               desc=model_name(bandwidth_ratio, variant), bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s {postfix}")
+    last_checkpoint = elapsed
+    running = None
+    start = time.monotonic() - elapsed
+    while elapsed < budget:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(elapsed / budget)
+        images = sampler.batch(batch_size)
+        snr = torch.from_numpy(rng.uniform(low, high, batch_size).astype(np.float32))
+        channel = CHANNELS[int(rng.integers(0, 2))]
+        out = model(images, snr, channel, generator)
+        loss = torch.mean((out["recon"] - images) ** 2)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        value = float(loss.detach())
+        running = value if running is None else 0.98 * running + 0.02 * value
+        now = time.monotonic() - start
+        bar.update(round(now) - round(elapsed))
+        elapsed = now
+        if step % 50 == 0:
+            history.append([step, round(elapsed, 1), running])
+            bar.set_postfix_str(f"step {step} loss {running:.5f} ({-10 * math.log10(running):.2f} dB mixed)")
+        if elapsed - last_checkpoint >= checkpoint_minutes * 60.0:
+            snapshot()
+            last_checkpoint = elapsed
+    bar.close()
+    snapshot()
+    return path
+
+
+def load_checkpoint_model(path: Path) -> DeepJSCC:
+    """The trained model of a checkpoint written by :func:`train`, in eval mode."""
+    state = torch.load(path, weights_only=False)
+    model = DeepJSCC(**state["config"])
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def command_line(ratio: str, variant: str, minutes: float, seed: int, out: Path, threads: int = 1) -> str:
+    """The canonical command that reproduces a shipped model (recorded in its model card)."""
+    extra = f" --threads {threads}" if threads != 1 else ""
+    return (f"testbed train deepjscc --ratio {ratio} --variant {variant} --minutes {minutes:g} "
+            f"--seed {seed} --out {out}{extra}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="testbed train deepjscc", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ratio", default="1/6", choices=["1/6", "1/12"], help="bandwidth ratio k/n")
+    parser.add_argument("--variant", default="deepjscc", choices=["deepjscc", "adjscc"])
+    parser.add_argument("--minutes", type=float, default=40.0, help="training time budget")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("models/deepjscc"), help="folder for ONNX, cards, .pt")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoints", type=Path, default=Path("runs/train/deepjscc"),
+                        help="folder for the resumable checkpoints (not shipped)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Train, evaluate on held-out photos, export ONNX + cards + weights; prints and returns the cards' metrics."""
+    from testbed.onnx.export import export_system
+
+    args = parse_args(argv)
+    ckpt = train(args.ratio, args.variant, args.minutes, args.seed, args.checkpoints, threads=args.threads)
+    model = load_checkpoint_model(ckpt)
+    state = torch.load(ckpt, weights_only=False)
+    command = command_line(args.ratio, args.variant, args.minutes, args.seed, args.out, args.threads)
+    paths, card = export_system(model, args.out, model_name(args.ratio, args.variant), command=command,
+                                seed=args.seed, minutes=args.minutes, steps=state["step"],
+                                run_config=state["run_config"], threads=args.threads)
+    print(json.dumps({"files": [str(p) for p in paths], "metrics": card["metrics"]}, indent=1))
+    return card
+
+
+if __name__ == "__main__":
+    main()
