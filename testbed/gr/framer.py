@@ -49,11 +49,12 @@ class FramerSource(gr.sync_block):
         self._burst: tuple[int, int] | None = None
         self.gap_samples, self.tail_samples = gap_samples, tail_samples
         self.idle_zeros, self.burst_tags, self.max_queue = idle_zeros, burst_tags, max_queue
-        self.frames_sent = self.samples_sent = self.pdus_dropped = self.pdus_bad = 0
+        self.frames_sent = self.samples_sent = self.pdus_received = self.pdus_dropped = self.pdus_bad = 0
         self.message_port_register_in(pmt.intern("pdu"))
         self.set_msg_handler(pmt.intern("pdu"), self._on_pdu)
 
     def _on_pdu(self, msg: pmt.pmt_t) -> None:
+        self.pdus_received += 1
         try:
             job = job_from_pdu(msg, self._default)
         except Exception:  # a malformed PDU is counted, never fatal

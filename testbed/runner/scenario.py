@@ -47,13 +47,13 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: Callable[[str], No
     system: System = registry.create("system", scenario.system, params=scenario.system_params, seed=scenario.seed)
     radio = scenario.radio_config()
     images = scenario_images(scenario)
-    jobs = system.make_jobs(images)
     doc = {"scenario": scenario.name, "system": scenario.system, "rows": [], "config": scenario.model_dump(),
            "radio": radio.model_dump(), "versions": versions(), "models": {}, "problems": []}
     output = RunOutput(out_dir, doc, originals=images)
     for snr_db in scenario.channel.snr_db:
         progress(f"{scenario.name}: {snr_db:g} dB")
         spec = scenario.channel.spec(snr_db, radio.sample_rate_sps)
+        jobs = system.make_jobs(images, snr_db)
         chain = run_chain([jobs], [[spec]], out_dir / f"snr_{snr_db:g}dB", sample_rate_sps=radio.sample_rate_sps,
                           seed=scenario.seed, timeout_s=scenario.timeout_s)
         evaluation = system.evaluate(jobs, chain.received(0))

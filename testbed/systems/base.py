@@ -43,7 +43,8 @@ class System:
         """The ``model`` column of the metrics rows."""
         return self.name
 
-    def make_jobs(self, images: list[tuple[str, np.ndarray]]) -> list[FrameJob]:
+    def make_jobs(self, images: list[tuple[str, np.ndarray]], snr_db: float) -> list[FrameJob]:
+        """Frames for one SNR point (SNR-adaptive encoders use the nominal SNR as CSI)."""
         raise NotImplementedError
 
     def evaluate(self, jobs: list[FrameJob], received: dict[str, np.ndarray] | None) -> Evaluation:

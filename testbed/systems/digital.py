@@ -63,6 +63,7 @@ class DigitalSystem(System):
         self.codec = registry.create("codec", self.params.codec)
         self.fmt = PayloadFormat(self.params.modulation, self.params.code)
         self._plan: list[tuple[str, np.ndarray, list[int]]] = []
+        self._fitted: dict[str, bytes] = {}  # the source coding does not depend on the SNR
 
     def label(self) -> str:
         return f"{self.params.codec}+{self.params.code}+{self.params.modulation}"
@@ -82,11 +83,13 @@ class DigitalSystem(System):
             lo, hi = (mid, hi) if self._symbols(mid) <= n_cu else (lo, mid - 1)
         return lo
 
-    def make_jobs(self, images: list[tuple[str, np.ndarray]]) -> list[FrameJob]:
+    def make_jobs(self, images: list[tuple[str, np.ndarray]], snr_db: float = 0.0) -> list[FrameJob]:
         jobs, self._plan = [], []
         for name, img in images:
-            fitted = self.codec.fit_budget(img, self.image_budget(img))
-            data = fitted[0] if fitted is not None else b""
+            if name not in self._fitted:
+                fitted = self.codec.fit_budget(img, self.image_budget(img))
+                self._fitted[name] = fitted[0] if fitted is not None else b""
+            data = self._fitted[name]
             seqs = []
             for start in range(0, len(data), self.params.max_frame_bytes):
                 seqs.append(len(jobs))

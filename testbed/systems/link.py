@@ -48,7 +48,7 @@ class LinkSystem(System):
     def label(self) -> str:
         return f"{self.params.modulation}+{self.params.code}"
 
-    def make_jobs(self, images: list) -> list[FrameJob]:
+    def make_jobs(self, images: list, snr_db: float = 0.0) -> list[FrameJob]:
         rng = np.random.default_rng(self.seed)
         fmt = PayloadFormat(self.params.modulation, self.params.code)
         size = self.params.payload_bytes
