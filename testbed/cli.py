@@ -49,7 +49,7 @@ def _run(scenario_name: str, overrides: list[str], out: Optional[Path]) -> dict:
     from testbed.runner.scenario import default_out_dir, run_scenario
 
     scenario = load_scenario(scenario_name, overrides)
-    out_dir = out or default_out_dir(scenario)
+    out_dir = out or default_out_dir(scenario.name)
     with console.status(f"running {scenario.name}") as status:
         result = run_scenario(scenario, out_dir, progress=lambda s: status.update(f"running {s}"))
     report = write_report(out_dir, result.document, result.originals, result.images)
@@ -84,23 +84,111 @@ def sweep(scenario: str = typer.Argument(...), snr_db: str = typer.Option(..., h
 
 @app.command()
 def demo(out: Optional[Path] = typer.Option(None)) -> None:
-    """The embedded default run: the shipped images over the three-process ZMQ chain."""
+    """The embedded default run: DeepJSCC 1/6 and 1/12 and the digital baseline over the
+    three-process ZMQ chain, AWGN and Rayleigh, 0-20 dB, on the shipped images."""
+    from testbed.runner.demo import run_demo
+    from testbed.runner.scenario import default_out_dir
+
+    out_dir = out or default_out_dir("demo")
     try:
-        _run("digital-awgn", [], out)
+        with console.status("demo") as status:
+            doc = run_demo(out_dir, progress=lambda s: status.update(f"running {s}"))
+    except TestbedError as err:
+        _fail(err)
+    console.print(_table(doc))
+    for problem in doc["problems"]:
+        console.print(f"[yellow]problem:[/yellow] {problem}", highlight=False)
+    console.print(f"metrics: {out_dir / 'metrics.json'}\nreport:  {out_dir / 'report.md'}")
+
+
+@app.command()
+def doctor(json_: bool = typer.Option(False, "--json", help="print the report as JSON")) -> None:
+    """GNU Radio, ONNX Runtime and torch versions, radio backends, radios found, models verified."""
+    from testbed.doctor import doctor_report, render
+
+    from testbed import registry
+    from testbed.onnx.verify import verify_model
+
+    report = doctor_report()
+    report["models"] = {name: verify_model(registry.get("model", name)) or "ok" for name in registry.names("model")}
+    if json_:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    console.print(render(report))
+    for name, status in report["models"].items():
+        console.print(f"model {name}: " + ("ok" if status == "ok" else f"[red]{'; '.join(status)}[/red]"), highlight=False)
+
+
+def _trainable(system: str):
+    from testbed import registry
+
+    cls = registry.get("system", system)
+    if cls.trainer is None:
+        allowed = [n for n in registry.names("system") if registry.get("system", n).trainer]
+        raise TestbedError(f"system {system!r} has nothing to train; allowed: {', '.join(allowed)}")
+    return cls.trainer
+
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def train(ctx: typer.Context, system: str = typer.Argument(..., help="a trainable system, e.g. deepjscc")) -> None:
+    """Train SYSTEM reproducibly (seeded, resumable), evaluate it, export ONNX + model cards.
+
+    The options after SYSTEM go to its trainer, e.g. `testbed train deepjscc --ratio 1/6
+    --variant adjscc --minutes 45 --seed 0 --out models/deepjscc` (see --help of the trainer:
+    `testbed train deepjscc --help`)."""
+    try:
+        _trainable(system)(list(ctx.args))
+    except TestbedError as err:
+        _fail(err)
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def export(ctx: typer.Context, system: str = typer.Argument(...)) -> None:
+    """Export a finished training run of SYSTEM to ONNX + cards: the train command with the same
+    options resumes its checkpoint, finds the time budget spent, and only evaluates and exports."""
+    try:
+        _trainable(system)(list(ctx.args))
     except TestbedError as err:
         _fail(err)
 
 
 @app.command()
-def doctor(json_: bool = typer.Option(False, "--json", help="print the report as JSON")) -> None:
-    """GNU Radio, ONNX Runtime and torch versions, radio backends, radios found."""
-    from testbed.doctor import doctor_report, render
+def models(verify: bool = typer.Option(False, "--verify", help="check hash, names, shapes and torch-vs-ONNX parity")) -> None:
+    """List the shipped models; with --verify check every one (exit 1 on any problem)."""
+    from testbed import registry
+    from testbed.onnx.card import read_card
 
-    report = doctor_report()
-    if json_:
-        print(json.dumps(report, indent=2, default=str))
-    else:
-        console.print(render(report))
+    table = Table(title="shipped models")
+    for col in ("name", "system", "ratio", "variant", "PSNR 0/10/20 dB AWGN (held-out photos)", "check"):
+        table.add_column(col)
+    failed = False
+    for name in registry.names("model"):
+        entry = registry.get("model", name)
+        problems, psnr = (_check_model(entry) if verify else []), ""
+        try:
+            psnr = " / ".join(f"{v:.2f}" for v in read_card(entry.encoder)["metrics"]["photos_awgn"]["psnr_db"])
+        except (TestbedError, KeyError) as err:
+            problems = problems or [str(err)]
+        failed |= bool(problems)
+        check = ("[red]" + "; ".join(problems) + "[/red]") if problems else ("ok" if verify else "")
+        table.add_row(name, entry.system, entry.bandwidth_ratio, entry.variant, psnr, check)
+    console.print(table)
+    if failed and verify:
+        raise typer.Exit(1)
+
+
+def _check_model(entry) -> list[str]:
+    from testbed.onnx.verify import parity, verify_model
+
+    problems = verify_model(entry)
+    if not problems:
+        err = parity(entry)
+        if err > 1e-4:
+            problems.append(f"ONNX vs torch max abs error {err:.2e} > 1e-4")
+    return problems
 
 
 @app.command("phy-curves")

@@ -24,6 +24,7 @@ _PROVIDERS = (
     "testbed.codecs",
     "testbed.channels",
     "testbed.radios",
+    "testbed.models_registry",
     "testbed.systems",
 )
 _loaded = False

@@ -40,3 +40,44 @@ def test_run_writes_metrics_contract_and_report(tmp_path):
     assert low["psnr_db"] < 15 and low["bler"] == 1  # and falls off its cliff below
     assert (tmp_path / "report.md").exists() and (tmp_path / "psnr_db_vs_snr.png").exists()
     assert (tmp_path / "images.png").exists()
+
+
+def test_doctor_verifies_the_shipped_models():
+    report = json.loads(_testbed("doctor", "--json").stdout)
+    assert set(report["models"]) >= {"deepjscc-r6", "deepjscc-r12", "adjscc-r6", "adjscc-r12"}
+    assert all(v == "ok" for v in report["models"].values()), report["models"]
+
+
+def test_models_verify_passes():
+    out = _testbed("models", "--verify")
+    assert out.returncode == 0, out.stdout
+    assert out.stdout.count("ok") >= 4
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing", "names"])
+def test_broken_model_is_refused_before_any_process_starts(tmp_path, damage):
+    import os
+    import shutil
+
+    from testbed.models_registry import MODELS_DIR
+
+    models = tmp_path / "models"
+    shutil.copytree(MODELS_DIR, models)
+    target = models / "deepjscc" / "deepjscc-r6.decoder.onnx"
+    if damage == "corrupt":
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+        target.write_bytes(bytes(data))
+        needle = "sha256 mismatch"
+    elif damage == "missing":
+        target.unlink()
+        needle = "missing"
+    else:
+        card = target.with_suffix(".json")
+        card.write_text(card.read_text().replace('"symbols"', '"syms"'))
+        needle = "names"
+    out = subprocess.run([sys.executable, "-m", "testbed.cli", "run", "deepjscc-awgn", "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "TESTBED_MODELS_DIR": str(models)})
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "deepjscc-r6.decoder" in out.stdout and needle in out.stdout, out.stdout
+    assert not list((tmp_path / "run").rglob("*_spec.json"))  # no process was started

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from testbed.bench.ldpc_bench import bench_ldpc
+from testbed.bench.neural_bench import bench_image_path, bench_onnx_vs_torch
 from testbed.bench.receiver_bench import bench_receiver
 from testbed.bench.zmq_bench import bench_chain
 
@@ -36,6 +37,14 @@ def run_suite(quick: bool = False) -> list[Row]:
     rows.append(Row(f"LDPC n=648 R1/2 decoder (BLER {ldpc['ours_bler']:.3f} vs {ldpc['ldpc_pkg_bler']:.3f})",
                     f"{ldpc['ours_mbps']:.2f} Mb/s", f"ldpc.BpDecoder {ldpc['ldpc_pkg_mbps']:.2f} Mb/s",
                     ldpc["speedup"], ">= 10"))
+    nn = bench_onnx_vs_torch(repeats=100 if quick else 500)
+    rows.append(Row("deepjscc-r6 encode+decode, one 32x32 image, batch 1", f"{nn['onnx_s'] * 1e3:.3f} ms (ONNX Runtime)",
+                    f"torch {nn['torch_s'] * 1e3:.3f} ms", nn["onnx_s"] / nn["torch_s"], "<= 1 ms"))
+    path = bench_image_path(copies=1 if quick else 4)
+    rows.append(Row(f"image path, {path['pixels']:,}-pixel image (encode, frame, 3 processes, sync, decode)",
+                    f"{path['per_image_s'] * 1e3:.0f} ms/image", f"ONNX encode+decode alone "
+                    f"{nn['onnx_s'] * 1e3 * path['pixels'] / 1024:.1f} ms/image",
+                    path["per_image_s"] / (nn["onnx_s"] * path["pixels"] / 1024), "report"))
     return rows
 
 

@@ -12,6 +12,8 @@ Every factory is also usable from plain Python::
     src = grc.framer_source("qpsk", "none")
     chan = grc.channel_single_link("awgn", snr_db=20.0)
     rx = grc.receiver_sink(1e6)
+    enc = grc.neural_encoder("deepjscc-r6", snr_db=10.0)   # image PDUs -> framer PDUs
+    dec = grc.neural_decoder("deepjscc-r6", 32, 32)        # receiver frames -> image PDUs
 
 The returned blocks keep their Python attributes, so a generated flowgraph exposes the counters
 (``framer.frames_sent``, ``framer.pdus_dropped``, ``rx.receiver.counters.frames``, ``rx.errors``)
@@ -19,7 +21,7 @@ as attributes of its top block.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from testbed.channels.spec import ChannelSpec
 from testbed.errors import ConfigError
@@ -28,7 +30,12 @@ from testbed.gr.framer import FramerSource
 from testbed.gr.receiver import ReceiverSink
 from testbed.phy.payload import PayloadFormat
 
-__all__ = ["channel_broadcast", "channel_matrix", "channel_single_link", "framer_source", "receiver_sink"]
+if TYPE_CHECKING:  # the neural and image blocks import ONNX Runtime and Pillow: loaded when first made
+    from testbed.gr.image_io import ImageSink, ImageSource
+    from testbed.gr.neural import NeuralDecoder, NeuralEncoder
+
+__all__ = ["channel_broadcast", "channel_matrix", "channel_single_link", "framer_source", "image_sink",
+           "image_source", "neural_decoder", "neural_encoder", "receiver_sink"]
 
 
 def framer_source(modulation: str = "qpsk", code: str = "none", gap_samples: int = 400, idle_zeros: bool = False,
@@ -115,3 +122,52 @@ def channel_single_link(model: str = "awgn", snr_db: float = 20.0, cfo_hz: float
     """Single link: 1 TX stream -> 1 RX stream."""
     return channel_matrix(1, 1, model, snr_db, k_factor_db, cfo_hz, sample_rate_sps, delay_samples,
                           coherence_samples, seed)
+
+
+def neural_encoder(model: str = "deepjscc-r6", snr_db: float = 10.0, threads: int = 1) -> "NeuralEncoder":
+    """A :class:`~testbed.gr.neural.NeuralEncoder`: ``image`` PDUs in, analog symbol PDUs out on ``pdu``.
+
+    Parameters:
+        model: a registered model name (``testbed.registry.names("model")``, e.g. deepjscc-r6);
+            an unknown name raises ConfigError listing the allowed ones.
+        snr_db: channel SNR given to SNR-adaptive encoders (ADJSCC); plain DeepJSCC ignores it.
+        threads: ONNX Runtime intra-op threads.
+    """
+    from testbed.gr.neural import NeuralEncoder
+
+    return NeuralEncoder(str(model), snr_db=float(snr_db), threads=int(threads))
+
+
+def neural_decoder(model: str = "deepjscc-r6", height: int = 32, width: int = 32, threads: int = 1) -> "NeuralDecoder":
+    """A :class:`~testbed.gr.neural.NeuralDecoder`: receiver ``frames`` PDUs in, ``image`` PDUs out.
+
+    Parameters:
+        model: a registered model name (the encoder's); unknown names raise ConfigError.
+        height, width: size of the transmitted images (one frame carries one whole image).
+        threads: ONNX Runtime intra-op threads.
+    """
+    from testbed.gr.neural import NeuralDecoder
+
+    return NeuralDecoder(str(model), height=int(height), width=int(width), threads=int(threads))
+
+
+def image_source(folder: str = "default", period_ms: int = 200, repeat: bool = False, size: int = 32) -> "ImageSource":
+    """An :class:`~testbed.gr.image_io.ImageSource` publishing ``image`` PDUs every ``period_ms``.
+
+    Parameters:
+        folder: ``default`` (the embedded images) or a folder of image files.
+        period_ms: time between images.
+        repeat: loop over the images (a bool, or "true"/"1" from a command-line parameter).
+        size: images are centre-cropped and resized to size x size.
+    """
+    from testbed.gr.image_io import ImageSource
+
+    flag = repeat.strip().lower() in ("1", "true", "yes") if isinstance(repeat, str) else bool(repeat)
+    return ImageSource(str(folder), period_ms=int(period_ms), repeat=flag, size=int(size))
+
+
+def image_sink(out_dir: str = "") -> "ImageSink":
+    """An :class:`~testbed.gr.image_io.ImageSink` keeping received ``image`` PDUs (PNG files in ``out_dir`` if set)."""
+    from testbed.gr.image_io import ImageSink
+
+    return ImageSink(str(out_dir))

@@ -18,7 +18,7 @@ from testbed.config.scenario import Scenario
 from testbed.data.images import default_images, load_folder
 from testbed.runner.chain import run_chain
 from testbed.runner.files import write_json
-from testbed.runner.versions import versions
+from testbed.runner.versions import sha256, versions
 from testbed.systems.base import System
 
 
@@ -37,8 +37,9 @@ def scenario_images(scenario: Scenario) -> list[tuple[str, np.ndarray]]:
     return images[: scenario.max_images] if scenario.max_images else images
 
 
-def default_out_dir(scenario: Scenario) -> Path:
-    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
+def default_out_dir(name: str) -> Path:
+    """runs/<time>-<name>: the default output folder of a run."""
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, progress: Callable[[str], None] = lambda s: None) -> RunOutput:
@@ -48,7 +49,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: Callable[[str], No
     radio = scenario.radio_config()
     images = scenario_images(scenario)
     doc = {"scenario": scenario.name, "system": scenario.system, "rows": [], "config": scenario.model_dump(),
-           "radio": radio.model_dump(), "versions": versions(), "models": {}, "problems": []}
+           "radio": radio.model_dump(), "versions": versions(),
+           "models": {_relative(p): sha256(p) for p in system.model_files()}, "problems": []}
     output = RunOutput(out_dir, doc, originals=images)
     for snr_db in scenario.channel.snr_db:
         progress(f"{scenario.name}: {snr_db:g} dB")
@@ -75,3 +77,11 @@ def _sample_counts(statuses: dict[str, dict]) -> dict[str, int]:
     lost = sent - got if sent >= 0 and got >= 0 else -1
     dropped = statuses.get("tx0", {}).get("pdus_dropped", -1)
     return {"samples_sent": sent, "samples_received": got, "samples_lost": lost, "pdus_dropped": dropped}
+
+
+def _relative(path: Path) -> str:
+    """A model path relative to the working directory when it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -8,7 +8,8 @@ None when the RX wrote nothing) into one metrics row for one SNR point.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -30,6 +31,8 @@ class System:
 
     name: ClassVar[str]
     Params: ClassVar[type[BaseModel]]
+    # Command-line trainer (``testbed train SYSTEM ...``): a callable taking the argv list.
+    trainer: ClassVar[Callable[[list[str]], object] | None] = None
 
     @classmethod
     def validate_params(cls, params: dict[str, Any], source: str) -> BaseModel:
@@ -42,6 +45,10 @@ class System:
     def label(self) -> str:
         """The ``model`` column of the metrics rows."""
         return self.name
+
+    def model_files(self) -> list[Path]:
+        """Trained model files this system runs (recorded with their sha256 in metrics.json)."""
+        return []
 
     def make_jobs(self, images: list[tuple[str, np.ndarray]], snr_db: float) -> list[FrameJob]:
         """Frames for one SNR point (SNR-adaptive encoders use the nominal SNR as CSI)."""

@@ -35,7 +35,8 @@ from testbed.data.images import photo_corpus
 from testbed.errors import ConfigError
 from testbed.systems.deepjscc.model import CHANNELS, TILE, DeepJSCC, symbols_per_tile
 
-LR = 1e-3
+LR = 2e-3
+WIDTH = 32
 LR_FLOOR = 0.02  # the cosine decays to LR * LR_FLOOR
 WARMUP_FRACTION = 0.02
 
@@ -102,7 +103,8 @@ def train(
     threads: int = 1,
     batch_size: int = 64,
     snr_range_db: tuple[float, float] = (0.0, 20.0),
-    width: int = 64,
+    width: int = WIDTH,
+    lr: float = LR,
     checkpoint_minutes: float = 2.0,
     progress: bool = True,
 ) -> Path:
@@ -111,7 +113,8 @@ def train(
     Parameters: bandwidth_ratio ``"1/6"``/``"1/12"``; variant ``"deepjscc"``/``"adjscc"``;
         minutes, the training time budget (excluding data loading); seed for torch and numpy;
         out_dir for checkpoints; threads for torch; batch_size crops per step; snr_range_db
-        (low, high) for the uniform per-sample SNR; width, the hidden filters.
+        (low, high) for the uniform per-sample SNR; width, the hidden filters; lr, Adam's peak
+        learning rate.
     Returns: path of the final checkpoint (a dict with "model" state_dict, "config", "step",
         "elapsed_s", "optimizer", "history", ...).
     """
@@ -128,9 +131,9 @@ def train(
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed + 1)
     model = DeepJSCC(bandwidth_ratio, variant, width)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     run_config = {"bandwidth_ratio": bandwidth_ratio, "variant": variant, "minutes": minutes, "seed": seed,
-                  "batch_size": batch_size, "snr_range_db": [low, high], "width": width, "threads": threads}
+                  "batch_size": batch_size, "snr_range_db": [low, high], "width": width, "lr": lr, "threads": threads}
     step, elapsed, history = 0, 0.0, []
     if path.exists():
         state = torch.load(path, weights_only=False)
@@ -164,7 +167,7 @@ def train(
     start = time.monotonic() - elapsed
     while elapsed < budget:
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(elapsed / budget)
+            group["lr"] = learning_rate(elapsed / budget, lr)
         images = sampler.batch(batch_size)
         snr = torch.from_numpy(rng.uniform(low, high, batch_size).astype(np.float32))
         channel = CHANNELS[int(rng.integers(0, 2))]
@@ -198,9 +201,12 @@ def load_checkpoint_model(path: Path) -> DeepJSCC:
     return model.eval()
 
 
-def command_line(ratio: str, variant: str, minutes: float, seed: int, out: Path, threads: int = 1) -> str:
+def command_line(ratio: str, variant: str, minutes: float, seed: int, out: Path, threads: int = 1,
+                 width: int = WIDTH, lr: float = LR) -> str:
     """The canonical command that reproduces a shipped model (recorded in its model card)."""
     extra = f" --threads {threads}" if threads != 1 else ""
+    extra += f" --width {width}" if width != WIDTH else ""
+    extra += f" --lr {lr:g}" if lr != LR else ""
     return (f"testbed train deepjscc --ratio {ratio} --variant {variant} --minutes {minutes:g} "
             f"--seed {seed} --out {out}{extra}")
 
@@ -213,6 +219,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("models/deepjscc"), help="folder for ONNX, cards, .pt")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--width", type=int, default=WIDTH, help="filters per hidden layer")
+    parser.add_argument("--lr", type=float, default=LR, help="peak Adam learning rate")
     parser.add_argument("--checkpoints", type=Path, default=Path("runs/train/deepjscc"),
                         help="folder for the resumable checkpoints (not shipped)")
     return parser.parse_args(argv)
@@ -223,10 +231,12 @@ def main(argv: list[str] | None = None) -> dict:
     from testbed.onnx.export import export_system
 
     args = parse_args(argv)
-    ckpt = train(args.ratio, args.variant, args.minutes, args.seed, args.checkpoints, threads=args.threads)
+    ckpt = train(args.ratio, args.variant, args.minutes, args.seed, args.checkpoints, threads=args.threads,
+                 width=args.width, lr=args.lr)
     model = load_checkpoint_model(ckpt)
     state = torch.load(ckpt, weights_only=False)
-    command = command_line(args.ratio, args.variant, args.minutes, args.seed, args.out, args.threads)
+    command = command_line(args.ratio, args.variant, args.minutes, args.seed, args.out, args.threads,
+                           args.width, args.lr)
     paths, card = export_system(model, args.out, model_name(args.ratio, args.variant), command=command,
                                 seed=args.seed, minutes=args.minutes, steps=state["step"],
                                 run_config=state["run_config"], threads=args.threads)

@@ -1,0 +1,66 @@
+"""Neural transceiver timings: encoder + decoder per 32x32 image at batch 1 in ONNX Runtime
+against the same model in torch (one thread each), and the whole image path through the
+testbed (encode, frame, three processes, sync, decode) per image."""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from testbed import registry
+from testbed.channels.spec import ChannelSpec
+from testbed.data.images import default_images
+from testbed.onnx.session import OnnxModel
+from testbed.runner.chain import run_chain
+from testbed.systems.deepjscc.system import DeepJsccSystem
+
+
+def _per_call(fn, repeats: int) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def bench_onnx_vs_torch(model: str = "deepjscc-r6", repeats: int = 300) -> dict[str, float]:
+    """Seconds per 32x32 image (encode + decode) at batch 1: ONNX Runtime and torch, 1 thread."""
+    entry = registry.get("model", model)
+    enc, dec = OnnxModel(entry.encoder, threads=1), OnnxModel(entry.decoder, threads=1)
+    net = entry.torch_model()
+    image = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    snr = np.full((1, 1), 10.0, np.float32)
+
+    def onnx_path():
+        dec.run(symbols=enc.run(image=image, snr_db=snr)["symbols"], snr_db=snr)
+
+    timg, tsnr = torch.from_numpy(image), torch.from_numpy(snr)
+
+    def torch_path():
+        with torch.no_grad():
+            net.decode(net.encode(timg, tsnr), tsnr)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {"onnx_s": _per_call(onnx_path, repeats), "torch_s": _per_call(torch_path, repeats)}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def bench_image_path(model: str = "deepjscc-r6", copies: int = 4) -> dict[str, float]:
+    """Seconds per default image through encode, frame, the three-process chain, sync, decode."""
+    images = default_images() * copies
+    images = [(f"{name}-{i}", img) for i, (name, img) in enumerate(images)]
+    system = DeepJsccSystem({"model": model})
+    start = time.perf_counter()
+    jobs = system.make_jobs(images, 10.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        chain = run_chain([jobs], [[ChannelSpec(model="awgn", snr_db=10.0)]], Path(tmp))
+        psnr = system.evaluate(jobs, chain.received(0)).metrics["psnr_db"]
+    elapsed = time.perf_counter() - start
+    return {"per_image_s": elapsed / len(images), "images": len(images), "psnr_db": psnr,
+            "pixels": int(sum(img.shape[1] * img.shape[2] for _, img in images) / len(images))}
