@@ -30,7 +30,12 @@ SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 
 
 class ChannelConfig(BaseModel):
-    """The emulated channel of every link (virtual radios); SNR is Es/N0 in dB."""
+    """The emulated channel of every link (virtual radios); SNR is Es/N0 in dB.
+
+    ``coherence_samples`` 0 with a fading model means block fading with one draw per frame: the
+    runner slots the TX so every frame starts on a boundary of the emulator's fading blocks.
+    A positive value redraws every that many samples regardless of frames (time-varying).
+    """
 
     model_config = ConfigDict(extra="forbid")
     model: str = "awgn"

@@ -14,7 +14,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from testbed.phy.frame import Framer, FrameJob
+from testbed.phy.frame import Framer, FrameJob, slot_padding
 from testbed.phy.payload import PayloadFormat
 
 
@@ -34,11 +34,13 @@ class FramerSource(gr.sync_block):
     sent. Without, it frames PDUs from the ``pdu`` port and, when idle, either waits
     (``idle_zeros=False``, for virtual radios) or emits zeros (for hardware sinks that must be
     fed continuously). Tags ``tx_sob``/``tx_eob`` mark bursts when ``burst_tags`` is set.
+    With ``slot_samples`` every frame starts on a multiple of it (a slotted TX): an emulator whose
+    block fading is redrawn every slot then gives each frame exactly one fading draw.
     """
 
     def __init__(self, jobs: Iterable[FrameJob] | None = None, fmt: PayloadFormat | None = None,
                  gap_samples: int = 400, tail_samples: int = 4096, idle_zeros: bool = False,
-                 burst_tags: bool = False, max_queue: int = 64) -> None:
+                 burst_tags: bool = False, max_queue: int = 64, slot_samples: int = 0) -> None:
         gr.sync_block.__init__(self, name="testbed_framer_source", in_sig=None, out_sig=[np.complex64])
         self._framer = Framer()
         self._jobs: Iterator[FrameJob] | None = iter(jobs) if jobs is not None else None
@@ -49,6 +51,7 @@ class FramerSource(gr.sync_block):
         self._burst: tuple[int, int] | None = None
         self.gap_samples, self.tail_samples = gap_samples, tail_samples
         self.idle_zeros, self.burst_tags, self.max_queue = idle_zeros, burst_tags, max_queue
+        self.slot_samples = slot_samples
         self.frames_sent = self.samples_sent = self.pdus_received = self.pdus_dropped = self.pdus_bad = 0
         self.message_port_register_in(pmt.intern("pdu"))
         self.set_msg_handler(pmt.intern("pdu"), self._on_pdu)
@@ -78,7 +81,8 @@ class FramerSource(gr.sync_block):
             return False
         frame = self._framer.frame(job.payload, job.fmt, system=job.system, user=job.user, seq=job.seq)
         self._burst = (self.nitems_written(0), frame.size)
-        self._pending = np.concatenate([frame, np.zeros(self.gap_samples, np.complex64)])
+        self._pending = np.concatenate([frame, np.zeros(slot_padding(frame.size, self.gap_samples, self.slot_samples),
+                                                        np.complex64)])
         self.frames_sent += 1
         return True
 

@@ -51,6 +51,12 @@ class FrameLayout:
         return self.payload_start + self.payload_symbols(fmt.n_symbols(length)) * self.params.sym_len
 
 
+def slot_padding(frame_len: int, gap_samples: int, slot_samples: int = 0) -> int:
+    """Zeros after a frame: ``gap_samples``, extended so the next frame starts on a slot boundary."""
+    used = frame_len + gap_samples
+    return gap_samples + (-used % slot_samples if slot_samples else 0)
+
+
 @dataclass(frozen=True)
 class FrameJob:
     """One frame to send: bytes (digital) or complex64 (n,) symbols (analog)."""

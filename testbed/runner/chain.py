@@ -8,6 +8,7 @@ measured is kept.
 """
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from testbed.channels.spec import ChannelSpec
-from testbed.phy.frame import FrameJob, FrameLayout
+from testbed.phy.frame import FrameJob, FrameLayout, slot_padding
 from testbed.radios.virtual import endpoint, free_tcp_port
 from testbed.runner.files import read_json, write_json
 from testbed.runner.jobs import save_jobs
@@ -42,26 +43,35 @@ class ChainResult:
         return dict(np.load(path)) if path.exists() else None
 
 
-def stream_samples(jobs: list[FrameJob], gap_samples: int = GAP_SAMPLES) -> int:
+def stream_samples(jobs: list[FrameJob], gap_samples: int = GAP_SAMPLES, slot_samples: int = 0) -> int:
     """Samples a TX process emits for ``jobs`` before its tail."""
     layout = FrameLayout()
-    return sum(job.frame_len(layout) + gap_samples for job in jobs)
+    lengths = [job.frame_len(layout) for job in jobs]
+    return sum(n + slot_padding(n, gap_samples, slot_samples) for n in lengths)
+
+
+def fading_slot(jobs: list[FrameJob], delay_samples: float) -> int:
+    """Slot length (samples) holding the longest frame, its gap and the channel delay: the
+    coherence time that gives every frame one block-fading draw."""
+    layout = FrameLayout()
+    return max(job.frame_len(layout) for job in jobs) + GAP_SAMPLES + int(math.ceil(delay_samples)) + 64
 
 
 def run_chain(tx_jobs: list[list[FrameJob]], links: list[list[ChannelSpec]], workdir: Path, *,
               sample_rate_sps: float = 1e6, seed: int = 0, timeout_s: float = 300.0,
               idle_timeout_s: float = 20.0, on_start: Callable[[dict[str, subprocess.Popen]], None] | None = None,
-              ) -> ChainResult:
+              slot_samples: int = 0) -> ChainResult:
     """Send ``tx_jobs[i]`` from TX stream i through the channel matrix ``links`` (n_rx x n_tx).
 
     Every TX stream is padded with zeros to the same length, so the emulator (a sync block)
     never waits on one stream while another has ended. A process whose input stalls for
     ``idle_timeout_s`` stops and reports what it has; ``on_start`` sees the started processes
-    (for monitoring, or to inject a fault in tests).
+    (for monitoring, or to inject a fault in tests). ``slot_samples`` makes every TX slotted
+    (frames start on slot boundaries, see ``FramerSource``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     n_rx, n_tx = len(links), len(links[0])
-    lengths = [stream_samples(jobs) for jobs in tx_jobs]
+    lengths = [stream_samples(jobs, GAP_SAMPLES, slot_samples) for jobs in tx_jobs]
     total = max(lengths) + TAIL_SAMPLES
     tx_ports = [endpoint(free_tcp_port()) for _ in range(n_tx)]
     rx_ports = [endpoint(free_tcp_port()) for _ in range(n_rx)]
@@ -69,6 +79,7 @@ def run_chain(tx_jobs: list[list[FrameJob]], links: list[list[ChannelSpec]], wor
     for i, jobs in enumerate(tx_jobs):
         save_jobs(workdir / f"tx{i}_jobs.npz", jobs)
         specs[f"tx{i}"] = {"jobs": str(workdir / f"tx{i}_jobs.npz"), "out": tx_ports[i], "gap_samples": GAP_SAMPLES,
+                           "slot_samples": slot_samples,
                            "tail_samples": total - lengths[i], "total_samples": total}
     specs["channel"] = {"inputs": tx_ports, "outputs": rx_ports, "seed": seed, "total_samples": total,
                         "links": [[_spec_dict(link) for link in row] for row in links]}

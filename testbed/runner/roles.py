@@ -41,7 +41,8 @@ def _wait(done: Callable[[], bool], progress: Callable[[], int], idle_timeout_s:
 def run_tx(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: jobs (path), out (ZMQ address), gap_samples, tail_samples."""
     tb = gr.top_block("testbed_tx")
-    src = FramerSource(load_jobs(spec["jobs"]), gap_samples=spec["gap_samples"], tail_samples=spec["tail_samples"])
+    src = FramerSource(load_jobs(spec["jobs"]), gap_samples=spec["gap_samples"], tail_samples=spec["tail_samples"],
+                       slot_samples=spec.get("slot_samples", 0))
     src.set_min_output_buffer(BUFFER_ITEMS)
     sink = zeromq.push_sink(gr.sizeof_gr_complex, 1, spec["out"], 100, False, -1)
     tb.connect(src, sink)

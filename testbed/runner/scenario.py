@@ -6,6 +6,7 @@ atomically after every point, and a failed point becomes a row with ``error`` se
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 from testbed import registry
 from testbed.config.scenario import Scenario
 from testbed.data.images import default_images, load_folder
-from testbed.runner.chain import run_chain
+from testbed.runner.chain import fading_slot, run_chain
 from testbed.runner.files import write_json
 from testbed.runner.versions import sha256, versions
 from testbed.systems.base import System
@@ -56,8 +57,12 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: Callable[[str], No
         progress(f"{scenario.name}: {snr_db:g} dB")
         spec = scenario.channel.spec(snr_db, radio.sample_rate_sps)
         jobs = system.make_jobs(images, snr_db)
+        slot = 0
+        if spec.model != "awgn" and spec.coherence_samples == 0:  # one fading draw per frame
+            slot = fading_slot(jobs, spec.delay_samples)
+            spec = dataclasses.replace(spec, coherence_samples=slot)
         chain = run_chain([jobs], [[spec]], out_dir / f"snr_{snr_db:g}dB", sample_rate_sps=radio.sample_rate_sps,
-                          seed=scenario.seed, timeout_s=scenario.timeout_s)
+                          seed=scenario.seed + int(snr_db * 1000), timeout_s=scenario.timeout_s, slot_samples=slot)
         evaluation = system.evaluate(jobs, chain.received(0))
         row = {"user": 0, "model": system.label(), "channel": scenario.channel.model, "snr_db": snr_db,
                **evaluation.metrics, **_sample_counts(chain.statuses)}

@@ -6,8 +6,10 @@
   ``testbed train deepjscc`` command (train -> evaluate -> export -> model cards).
 - :mod:`.evaluate`: PSNR / MS-SSIM on held-out whole photographs and genuine CIFAR-10 images.
 
-The shipped models (``models/deepjscc/``) are registered in :mod:`testbed.models_registry`.
-"""
-from testbed.systems.deepjscc.model import BANDWIDTH_RATIOS, VARIANTS, DeepJSCC, symbols_per_tile
+- :mod:`.codec` / :mod:`.system`: whole images through the shipped ONNX models, and the
+  ``deepjscc`` system of the runner.
 
-__all__ = ["BANDWIDTH_RATIOS", "VARIANTS", "DeepJSCC", "symbols_per_tile"]
+The shipped models (``models/deepjscc/``) are registered in :mod:`testbed.models_registry`.
+Nothing here imports torch at package import: the runner and the GNU Radio blocks only need
+ONNX Runtime.
+"""
