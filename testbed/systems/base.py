@@ -58,6 +58,15 @@ class System:
         raise NotImplementedError
 
 
+def check_choice(field: str, value: str, allowed) -> str:
+    """``value`` when it is one of ``allowed``; else ValueError naming field, value and allowed
+    (pydantic validators use it, and the scenario loader reports it with the file name)."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ValueError(f"{field} = {value!r} is unknown; allowed: {', '.join(allowed)}")
+    return value
+
+
 def received_index(jobs: list[FrameJob], received: dict[str, np.ndarray] | None) -> dict[int, int]:
     """seq of each sent job -> row of ``received`` holding it (first copy; other users' ignored)."""
     if received is None:

@@ -15,7 +15,7 @@ from testbed import metrics, registry
 from testbed.phy.frame import FrameJob
 from testbed.phy.payload import CODE_IDS, MODULATIONS, PayloadFormat
 from testbed.registry import register
-from testbed.systems.base import Evaluation, System, digital_payload, frame_counts, received_index
+from testbed.systems.base import Evaluation, System, check_choice, digital_payload, frame_counts, received_index
 
 LOST_FILL = 0.5
 
@@ -28,27 +28,9 @@ class DigitalParams(BaseModel):
     bandwidth_ratio: float = Field(default=1 / 6, gt=0, le=4)
     max_frame_bytes: int = Field(default=4000, ge=64, le=65535)
 
-    @field_validator("codec")
-    @classmethod
-    def _codec(cls, v: str) -> str:
-        allowed = registry.names("codec")
-        if v not in allowed:
-            raise ValueError(f"codec = {v!r} is unknown; allowed: {', '.join(allowed)}")
-        return v
-
-    @field_validator("modulation")
-    @classmethod
-    def _mod(cls, v: str) -> str:
-        if v not in MODULATIONS:
-            raise ValueError(f"modulation = {v!r} is unknown; allowed: {', '.join(MODULATIONS)}")
-        return v
-
-    @field_validator("code")
-    @classmethod
-    def _code(cls, v: str) -> str:
-        if v not in CODE_IDS or v == "none":
-            raise ValueError(f"code = {v!r} is unknown; allowed: {', '.join(c for c in CODE_IDS if c != 'none')}")
-        return v
+    _codec = field_validator("codec")(lambda cls, v: check_choice("codec", v, registry.names("codec")))
+    _mod = field_validator("modulation")(lambda cls, v: check_choice("modulation", v, MODULATIONS))
+    _code = field_validator("code")(lambda cls, v: check_choice("code", v, [c for c in CODE_IDS if c != "none"]))
 
 
 @register("system", "digital")

@@ -13,7 +13,7 @@ from testbed.phy.bits import bytes_to_bits
 from testbed.phy.frame import FrameJob
 from testbed.phy.payload import CODE_IDS, MODULATIONS, PayloadFormat
 from testbed.registry import register
-from testbed.systems.base import Evaluation, System, digital_payload, frame_counts, received_index
+from testbed.systems.base import Evaluation, System, check_choice, digital_payload, frame_counts, received_index
 
 
 class LinkParams(BaseModel):
@@ -23,19 +23,8 @@ class LinkParams(BaseModel):
     n_frames: int = Field(default=50, ge=1, le=100000)
     payload_bytes: int = Field(default=1000, ge=1, le=65535)
 
-    @field_validator("modulation")
-    @classmethod
-    def _mod(cls, v: str) -> str:
-        if v not in MODULATIONS:
-            raise ValueError(f"modulation = {v!r} is unknown; allowed: {', '.join(MODULATIONS)}")
-        return v
-
-    @field_validator("code")
-    @classmethod
-    def _code(cls, v: str) -> str:
-        if v not in CODE_IDS:
-            raise ValueError(f"code = {v!r} is unknown; allowed: {', '.join(CODE_IDS)}")
-        return v
+    _mod = field_validator("modulation")(lambda cls, v: check_choice("modulation", v, MODULATIONS))
+    _code = field_validator("code")(lambda cls, v: check_choice("code", v, CODE_IDS))
 
 
 @register("system", "link")
