@@ -7,7 +7,7 @@ References:
     J. Xu, B. Ai, W. Chen, A. Yang, P. Sun, M. Rodrigues, "Wireless image transmission using deep
     source channel coding with attention modules", IEEE TCSVT 2022 (ADJSCC: attention feature (AF)
     modules that pool the feature map, append the SNR and derive sigmoid channel weights through
-    two fully connected layers), reference [13] of /work/shared/seeds/000_5c86833aa1606c01.txt.
+    two fully connected layers), reference [13] of ../shared/seeds/000_5c86833aa1606c01.txt.
 
 Architecture (both variants; ADJSCC adds an AF module after every hidden layer of the encoder
 and the decoder):
