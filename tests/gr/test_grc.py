@@ -3,15 +3,11 @@ flowgraphs/blocks, the generated loopback (and ZMQ tx -> channel -> rx) flowgrap
 frames, and every block YAML builds its block through an existing testbed.gr.grc factory."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
@@ -20,6 +16,9 @@ pytest.importorskip("gnuradio.gr")
 pytest.importorskip("gnuradio.zeromq")
 pmt = pytest.importorskip("pmt")
 
+from grc_helpers import free_tcp_address as _free_tcp_address  # noqa: E402
+from grc_helpers import load_script as _load  # noqa: E402
+from grc_helpers import wait_for as _wait_for  # noqa: E402
 from testbed.gr import grc  # noqa: E402  (after the importorskip)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,22 +56,6 @@ def compiled(tmp_path_factory) -> dict[str, Path]:
         assert script.is_file(), f"grcc {path.name} wrote no {script.name}: {sorted(p.name for p in target.iterdir())}"
         out[path.name] = script
     return out
-
-
-def _load(script: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"generated_{script.stem}", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _wait_for(cond, timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def _stored_meta(debug) -> list[dict]:
@@ -115,12 +98,6 @@ def test_loopback_flowgraph_delivers_frames(compiled):
     metas = _stored_meta(tb.debug)
     assert all(m["payload_ok"] and m["modulation"] == "qpsk" and 20 <= m["length"] <= 200 for m in metas), metas
     assert min(m["snr_est_db"] for m in metas) > 15.0
-
-
-def _free_tcp_address() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 @needs_grcc

@@ -4,15 +4,11 @@ receiver and decoder (and the ZMQ TX -> channel -> RX trio does too), the new bl
 existing factories, and a wrong model name is refused with the allowed names."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -24,6 +20,9 @@ pytest.importorskip("onnxruntime")
 
 from testbed import registry  # noqa: E402  (after the importorskip)
 from testbed.errors import ConfigError  # noqa: E402
+from grc_helpers import free_tcp_address as _free_tcp_address  # noqa: E402
+from grc_helpers import load_script as _load  # noqa: E402
+from grc_helpers import wait_for as _wait_for  # noqa: E402
 from testbed.gr import grc  # noqa: E402
 from testbed.metrics import psnr_db  # noqa: E402
 
@@ -61,28 +60,6 @@ def compiled(tmp_path_factory) -> dict[str, Path]:
         assert script.is_file(), f"grcc {name} wrote no {script.name}: {sorted(p.name for p in target.iterdir())}"
         out[name] = script
     return out
-
-
-def _load(script: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"generated_{script.stem}", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _wait_for(cond, timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
-
-
-def _free_tcp_address() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 def _check_images(source, sink, model: str) -> None:
