@@ -66,9 +66,17 @@ def run(scenario: str = typer.Argument(..., help="shipped scenario name or YAML 
         out: Optional[Path] = typer.Option(None, help="output folder (default runs/<time>-<scenario>)")) -> None:
     """Run SCENARIO over the virtual-radio chain and write metrics.json and a report."""
     try:
-        _run(scenario, set_, out)
+        doc = _run(scenario, set_, out)
     except TestbedError as err:
         _fail(err)
+    _exit_if_all_failed(doc)
+
+
+def _exit_if_all_failed(doc: dict) -> None:
+    """Exit 1 when every user of every point failed (a partial failure still exits 0)."""
+    if doc["rows"] and all(row.get("status") == "failed" for row in doc["rows"]):
+        console.print("[red]every user failed[/red]")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -77,9 +85,10 @@ def sweep(scenario: str = typer.Argument(...), snr_db: str = typer.Option(..., h
     """Run SCENARIO at every SNR of START:STOP:STEP."""
     try:
         values = _snr_range(snr_db)
-        _run(scenario, [*set_, f"channel.snr_db={json.dumps(values)}"], out)
+        doc = _run(scenario, [*set_, f"channel.snr_db={json.dumps(values)}"], out)
     except TestbedError as err:
         _fail(err)
+    _exit_if_all_failed(doc)
 
 
 @app.command()

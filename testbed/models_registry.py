@@ -1,4 +1,5 @@
-"""The shipped neural models, registered under kind ``"model"``: one entry per name, no other list.
+"""The shipped neural models, registered under kind ``"model"`` from their model cards: one entry
+per card name found below ``models/``, no other list.
 
     from testbed.registry import get, create, names
     names("model")                    # ['adjscc-r12', 'adjscc-r6', 'deepjscc-r12', 'deepjscc-r6']
@@ -35,8 +36,8 @@ class ModelEntry:
     name: str
     variant: str
     bandwidth_ratio: str
-    encoder: Path
-    decoder: Path
+    encoder: Path | None
+    decoder: Path | None
     system: str = "deepjscc"
 
     @property
@@ -69,13 +70,27 @@ class ModelEntry:
         return self.torch_model()
 
 
-def _entry(variant: str, ratio: str) -> ModelEntry:
-    name = f"{variant}-r{ratio.split('/')[1]}"
-    folder = MODELS_DIR / "deepjscc"
-    return ModelEntry(name=name, variant=variant, bandwidth_ratio=ratio,
-                      encoder=folder / f"{name}.encoder.onnx", decoder=folder / f"{name}.decoder.onnx")
+def register_cards(folder: Path) -> list[ModelEntry]:
+    """Register one entry per model name found in the cards (``*.json`` with ``name``, ``system``
+    and ``role``) below ``folder``; the ONNX file of each card is its ``file`` beside it. A
+    folder that does not exist registers nothing."""
+    from testbed.onnx.card import read_card
+
+    found: dict[str, dict] = {}
+    for card_file in sorted(Path(folder).glob("**/*.json")):
+        onnx_file = card_file.with_suffix(".onnx")  # a missing file is reported when it is loaded
+        card = read_card(onnx_file)
+        if {"name", "system", "role"} <= set(card):
+            found.setdefault(card["name"], {"card": card})[card["role"]] = onnx_file
+    entries = []
+    for name, parts in found.items():
+        card = parts["card"]
+        entry = ModelEntry(name=name, variant=card.get("variant", name), system=card["system"],
+                           bandwidth_ratio=str(card.get("bandwidth_ratio", "")),
+                           encoder=parts.get("encoder"), decoder=parts.get("decoder"))
+        register("model", name)(entry)
+        entries.append(entry)
+    return entries
 
 
-ENTRIES = {entry.name: entry for entry in (_entry(v, r) for v in ("deepjscc", "adjscc") for r in ("1/6", "1/12"))}
-for _name, _model in ENTRIES.items():
-    register("model", _name)(_model)
+ENTRIES = {entry.name: entry for entry in register_cards(MODELS_DIR)}

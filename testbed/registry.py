@@ -12,6 +12,10 @@ parametrised tests) is looked up here, so no second list of names exists anywher
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from testbed.errors import ConfigError
@@ -28,6 +32,9 @@ _PROVIDERS = (
     "testbed.systems",
 )
 _loaded = False
+PLUGINS_ENV = "TESTBED_PLUGINS"
+"""Folders (``os.pathsep``-separated) of out-of-tree systems, loaded with the providers; node
+processes inherit the variable, so a plugin system runs in every node of a network run."""
 
 
 def _check_kind(kind: str) -> dict[str, Any]:
@@ -41,7 +48,7 @@ def register(kind: str, name: str) -> Callable[[T], T]:
     table = _check_kind(kind)
 
     def decorate(obj: T) -> T:
-        if name in table and table[name] is not obj:
+        if name in table and table[name] is not obj and table[name] != obj:
             raise ValueError(f"{kind} {name!r} is registered twice")
         table[name] = obj
         return obj
@@ -55,6 +62,27 @@ def _load_providers() -> None:
         _loaded = True
         for module in _PROVIDERS:
             importlib.import_module(module)
+        for folder in filter(None, os.environ.get(PLUGINS_ENV, "").split(os.pathsep)):
+            load_plugins(folder)
+
+
+def load_plugins(folder: str | Path) -> None:
+    """Import every ``*.py`` of ``folder`` (each registers what it defines) and register the
+    model cards below it. Nothing outside ``folder`` is touched."""
+    from testbed.models_registry import register_cards
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{PLUGINS_ENV} folder {str(folder)!r} does not exist; allowed: a folder of *.py systems")
+    for path in sorted(folder.glob("*.py")):
+        name = f"testbed_plugin_{abs(hash(str(path.resolve())))}_{path.stem}"
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    register_cards(folder)
 
 
 def get(kind: str, name: str) -> Any:

@@ -1,4 +1,4 @@
-"""DESIGN.md layering: phy, channels, systems, data, codecs and the registry never import
+"""docs/architecture.md layering: phy, channels, systems, data, codecs and the registry never import
 gnuradio, uhd or adi; radios import hardware libraries lazily."""
 import json
 import pkgutil

@@ -29,13 +29,14 @@ def _raw_loopback(n_samples: int) -> float:
 def bench_chain(quick: bool = False) -> dict[str, float]:
     """Samples/s of the three-process chain and of the raw loopback, same sample count."""
     system = LinkSystem({"modulation": "qpsk", "n_frames": 100 if quick else 600, "payload_bytes": 1500})
-    jobs = system.make_jobs([])
+    encoded = system.encode([])
+    jobs = encoded.jobs
     n_samples = stream_samples(jobs) + TAIL_SAMPLES
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         chain = run_chain([jobs], [[ChannelSpec(model="awgn", snr_db=20.0, cfo_hz=1e3)]], Path(tmp))
         chain_s = time.perf_counter() - start
-        frames = int(system.evaluate(jobs, chain.received(0)).metrics["frames_received"])
+        frames = int(evaluate(system, [], encoded, chain.received(0) or [])["frames_received"])
     raw_s = _raw_loopback(n_samples)
     return {"samples": n_samples, "chain_sps": n_samples / chain_s, "raw_sps": n_samples / raw_s,
             "chain_frames": frames, "frames_sent": len(jobs)}

@@ -1,21 +1,25 @@
 """The "Generate" half of a channel: random draws and the deterministic response of a spec.
 
 Following Sionna's Generate/Apply split, everything random about a frame (the block-fading
-coefficient and the noise) is drawn here into a :class:`Realization`, and everything
-deterministic (the timing-offset interpolator convolved with the multipath taps, the CFO
+coefficient and the noise) is drawn here into a :class:`Realization` (or, for channel matrices,
+generated block by block from counter-based generators: :func:`draw_block` and
+:func:`generate_matrix` take block b of link (j, i) from ``default_rng([seed, j, i, b])``), and
+everything deterministic (the timing-offset interpolator convolved with the multipath taps, the CFO
 rotation) is computed here from the :class:`~testbed.channels.spec.ChannelSpec`. The numpy and
 torch faces and the streaming emulator all use these functions, so they apply one channel
-definition (DESIGN.md "How data flows": the channel trained on in torch is the one the emulator
+definition (docs/architecture.md "How data flows": the channel trained on in torch is the one the emulator
 applies) and the faces give the same output on the same Realization.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from testbed.channels.spec import ChannelSpec
+from testbed.errors import ConfigError
 
 FRAC_HALF_LENGTH = 8
 """Half-length of the fractional-delay interpolator (2 * FRAC_HALF_LENGTH taps)."""
@@ -28,7 +32,8 @@ class Realization:
     """The random part of one batch of frames.
 
     Attributes:
-        h: complex64 (batch,), block-fading coefficient per frame (1 for awgn).
+        h: complex64 (batch,), flat coefficient per frame: fading times amplitude gain (the gain
+            alone for awgn).
         noise: complex64 (batch, n), circular Gaussian noise of variance ``no`` per sample.
     """
 
@@ -70,17 +75,77 @@ class Response:
 
 
 def draw_fading(spec: ChannelSpec, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` independent block-fading coefficients of ``spec.model``; complex64 (count,).
+    """``count`` independent flat coefficients of ``spec`` drawn from ``rng``; complex64 (count,).
 
-    awgn: all ones (no draw); rayleigh: CN(0, 1); rician: sqrt(K/(K+1)) + sqrt(1/(K+1)) CN(0, 1).
+    The fading law of :func:`fading_law` (awgn draws nothing), amplitude gain included.
     """
     if spec.model == "awgn":
-        return np.ones(count, np.complex64)
-    scattered = rng.standard_normal((count, 2)) @ np.array([1.0, 1.0j]) / math.sqrt(2.0)
+        return fading_law(spec, np.zeros((count, 2)))
+    return fading_law(spec, rng.standard_normal((count, 2)))
+
+
+def fading_law(spec: ChannelSpec, normals: np.ndarray) -> np.ndarray:
+    """Flat coefficients from standard normal pairs; float (count, 2) in, complex64 (count,) out.
+
+    awgn: g; rayleigh: g CN(0, 1); rician: g (sqrt(K/(K+1)) + sqrt(1/(K+1)) CN(0, 1)), where the
+    pair (a, b) gives CN(0, 1) = (a + j b) / sqrt(2) and g = 10**(gain_db/20).
+    """
+    gain = spec.amplitude_gain
+    if spec.model == "awgn":
+        return np.full(len(normals), gain, np.complex64)
+    scattered = normals @ np.array([1.0, 1.0j]) / math.sqrt(2.0)
     if spec.model == "rician":
         k = spec.k_factor
         scattered = math.sqrt(k / (k + 1.0)) + math.sqrt(1.0 / (k + 1.0)) * scattered
-    return scattered.astype(np.complex64)
+    return (gain * scattered).astype(np.complex64)
+
+
+def block_rng(seed: int, *counters: int) -> np.random.Generator:
+    """The counter-based generator ``np.random.default_rng([seed, *counters])``.
+
+    Every random draw that must be reproducible out of order (fading block b of link (j, i),
+    an IRS block) takes its own generator keyed by its counters, so no face needs sequential state.
+    Raises ConfigError unless the seed and counters are integers >= 0.
+    """
+    return np.random.default_rng([check_seed("seed", seed), *(check_seed("counter", c) for c in counters)])
+
+
+def check_seed(field: str, value: object) -> int:
+    """``value`` as an int >= 0 (a seed or counter); ConfigError naming ``field`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"channel {field} {value!r} is invalid; allowed: an integer >= 0")
+    return int(value)
+
+
+def draw_block(spec: ChannelSpec, seed: int, rx: int, tx: int, block: int) -> np.complex64:
+    """Flat coefficient of fading block ``block`` of link TX ``tx`` -> RX ``rx``; complex64 scalar.
+
+    Drawn by :func:`fading_law` from ``block_rng(seed, rx, tx, block)``, so every face (the
+    streaming emulator included) gets the same coefficient for the same block, in any order.
+    """
+    if spec.model == "awgn":
+        return fading_law(spec, np.zeros((1, 2)))[0]
+    return fading_law(spec, block_rng(seed, rx, tx, block).standard_normal((1, 2)))[0]
+
+
+def generate_matrix(specs: Sequence[Sequence[ChannelSpec]], seed: int, blocks: Iterable[int]) -> np.ndarray:
+    """The channel matrices of fading blocks ``blocks``: H[b, j, i] = draw_block(specs[j][i], seed, j, i, b).
+
+    Parameters:
+        specs: n_rx rows of n_tx specs; ``specs[j][i]`` is the link TX i -> RX j.
+        seed: the emulator's seed.
+        blocks: fading block indices (block b covers stream samples b*coherence .. (b+1)*coherence - 1).
+
+    Returns:
+        complex64 (n_blocks, n_rx, n_tx), amplitude gains included.
+    """
+    blocks = list(blocks)
+    h = np.empty((len(blocks), len(specs), len(specs[0])), np.complex64)
+    for k, block in enumerate(blocks):
+        for j, row in enumerate(specs):
+            for i, spec in enumerate(row):
+                h[k, j, i] = draw_block(spec, seed, j, i, block)
+    return h
 
 
 def draw_noise(no: float, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

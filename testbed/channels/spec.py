@@ -2,13 +2,13 @@
 
 A :class:`ChannelSpec` says what one link does to a stream of complex symbols: flat block
 fading (``awgn`` = none, ``rayleigh``, ``rician``), a multipath FIR, a carrier frequency offset,
-an integer + fractional timing offset and additive white Gaussian noise. The same spec drives
-training in torch (:mod:`testbed.channels.torch_face`), numpy simulation
+an integer + fractional timing offset, an amplitude gain and additive white Gaussian noise. The
+same spec drives training in torch (:mod:`testbed.channels.torch_face`), numpy simulation
 (:mod:`testbed.channels.numpy_face`) and the GNU Radio channel emulator
-(:mod:`testbed.channels.stream`), which joins TX to RX streams for every topology of DESIGN.md
+(:mod:`testbed.channels.stream`), which joins TX to RX streams for every topology of docs/architecture.md
 ("Topologies": single link, broadcast, MU-MISO, MU-MIMO uplink).
 
-SNR convention (DESIGN.md "Conventions"): ``snr_db`` is Es/N0 per complex symbol relative to
+SNR convention (docs/architecture.md "Conventions"): ``snr_db`` is Es/N0 per complex symbol relative to
 unit average symbol power, so the noise variance per complex sample is
 ``no = 10 ** (-snr_db / 10)``. The channel never measures the signal power.
 
@@ -65,7 +65,8 @@ class ChannelSpec:
 
     Attributes:
         model: ``"awgn"`` (h = 1), ``"rayleigh"`` (h ~ CN(0, 1)) or ``"rician"``
-            (h = sqrt(K/(K+1)) + sqrt(1/(K+1)) CN(0, 1), line-of-sight phase 0).
+            (h = sqrt(K/(K+1)) + sqrt(1/(K+1)) CN(0, 1), line-of-sight phase 0); h is then
+            scaled by the amplitude gain of ``gain_db``.
         snr_db: Es/N0 per complex symbol in dB; noise variance ``no = 10**(-snr_db/10)``.
         k_factor_db: Rician K factor in dB (used by ``"rician"`` only).
         cfo_hz: carrier frequency offset; the output is rotated by exp(j 2 pi cfo_hz/fs t).
@@ -75,6 +76,8 @@ class ChannelSpec:
         taps: multipath FIR (tap k delays by k samples), scaled to unit energy on construction.
         coherence_samples: stream face only: a new fading draw every this many samples
             (0 = one draw for the whole stream). The block faces draw once per frame (row).
+        gain_db: amplitude gain ``10 ** (gain_db / 20)`` of the link, part of its flat
+            coefficient h (path loss or transmit power); the noise does not scale with it.
     """
 
     model: str
@@ -85,6 +88,7 @@ class ChannelSpec:
     delay_samples: float = 0.0
     taps: tuple[complex, ...] = (1,)
     coherence_samples: int = 0
+    gain_db: float = 0.0
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -111,6 +115,7 @@ class ChannelSpec:
             raise ConfigError(
                 f"channel.coherence_samples {coherence!r} is invalid; allowed: an integer >= 0 (0 = one draw)"
             )
+        self._set("gain_db", _finite("gain_db", self.gain_db))
 
     def _set(self, field: str, value: Any) -> None:
         object.__setattr__(self, field, value)
@@ -124,6 +129,11 @@ class ChannelSpec:
     def k_factor(self) -> float:
         """Rician K factor as a linear power ratio."""
         return 10.0 ** (self.k_factor_db / 10.0)
+
+    @property
+    def amplitude_gain(self) -> float:
+        """Linear amplitude gain of the link, ``10 ** (gain_db / 20)``."""
+        return 10.0 ** (self.gain_db / 20.0)
 
     @property
     def cfo_rad_per_sample(self) -> float:

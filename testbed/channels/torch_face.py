@@ -1,19 +1,21 @@
 """The torch face of the channel: the same :class:`ChannelSpec` as the numpy face, differentiable in x.
 
-Neural transceivers (DESIGN.md "Topologies": deepjscc single link and every per-user link of the
+Neural transceivers (docs/architecture.md "Topologies": deepjscc single link and every per-user link of the
 multi-user systems) are trained through this face, so the channel a model learns is the channel
 the emulator applies. Complex symbols are real tensors with a trailing I/Q axis of size 2
-(DESIGN.md "Conventions"); internally they are viewed as complex tensors.
+(docs/architecture.md "Conventions"); internally they are viewed as complex tensors.
 
 Per frame: y = h * rot * (fir ⊛ x) + noise, with the FIR, rotation and fading law taken from
 :mod:`testbed.channels.realization` (one definition for both faces). Given the same
 :class:`~testbed.channels.realization.Realization`, :func:`apply` matches
-:func:`testbed.channels.numpy_face.apply`.
+:func:`testbed.channels.numpy_face.apply`; given the same matrices, :func:`apply_matrix` matches
+:func:`testbed.channels.numpy_face.apply_matrix`.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from testbed.channels.realization import Realization, Response, cfo_rotation, response
@@ -36,7 +38,7 @@ def apply(
 
     Returns:
         y: float (batch, n, 2) received samples, x's dtype.
-        h: float (batch, 2) block-fading coefficient of each frame.
+        h: float (batch, 2) flat coefficient (fading times amplitude gain) of each frame.
     """
     xc = _as_complex(x)
     batch, n = xc.shape
@@ -77,6 +79,59 @@ def _shifted(xc: torch.Tensor, d: int) -> torch.Tensor:
     return torch.cat([xc[:, -d:], zeros], dim=1)
 
 
+def apply_matrix(
+    x: torch.Tensor,
+    h: torch.Tensor | np.ndarray,
+    noise_var: torch.Tensor | float = 0.0,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply flat channel matrices, differentiable in ``x`` and ``h``; matches
+    :func:`testbed.channels.numpy_face.apply_matrix`: y[b, j] = sum_i h[b, j, i] x[b, i] + noise[b, j].
+
+    Parameters:
+        x: float (batch, n_tx, n, 2), block b of every TX stream, I/Q on the last axis.
+        h: float (n_rx, n_tx, 2) or (batch, n_rx, n_tx, 2), or a complex numpy array of those
+            shapes without the I/Q axis (e.g. from :func:`~testbed.channels.realization.generate_matrix`).
+        noise_var: noise variance per complex sample, a float or a tensor (n_rx,) (one per RX stream).
+        generator: source of the noise when ``noise`` is None (on x's device).
+        noise: float (batch, n_rx, n, 2) or complex numpy (batch, n_rx, n) noise instead of drawing it.
+
+    Returns:
+        y: float (batch, n_rx, n, 2), x's dtype.
+        h: float (batch, n_rx, n_tx, 2), the matrices applied.
+    """
+    if x.ndim != 4 or x.shape[-1] != 2 or not x.is_floating_point():
+        raise ValueError(f"x must be real (batch, n_tx, n, 2); got {x.dtype} {tuple(x.shape)}")
+    xc = torch.view_as_complex(x.contiguous())
+    hc = _complex_like(h, xc)
+    if hc.ndim == 2:
+        hc = hc.expand(xc.shape[0], *hc.shape)
+    if hc.ndim != 3 or hc.shape[0] != xc.shape[0] or hc.shape[2] != xc.shape[1]:
+        raise ValueError(
+            f"h must be (n_rx, {xc.shape[1]}) or ({xc.shape[0]}, n_rx, {xc.shape[1]}); got {tuple(hc.shape)}")
+    y = torch.einsum("bji,bin->bjn", hc, xc)
+    if noise is None:
+        real = x.dtype
+        no = torch.as_tensor(noise_var, dtype=real, device=x.device).expand(y.shape[1])
+        pairs = torch.randn(*y.shape, 2, generator=generator, dtype=real, device=x.device)
+        noise_c = torch.view_as_complex(pairs) * torch.sqrt(no / 2.0)[:, None]
+    else:
+        noise_c = _complex_like(noise, xc)
+        if noise_c.shape != y.shape:
+            raise ValueError(f"noise must be {tuple(y.shape)} (batch, n_rx, n); got {tuple(noise_c.shape)}")
+    return torch.view_as_real(y + noise_c), torch.view_as_real(hc)
+
+
+def _complex_like(value: torch.Tensor | np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """A complex numpy array or a real (..., 2) tensor as a complex tensor of ``like``'s dtype and device."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.asarray(value, np.complex64)).to(device=like.device, dtype=like.dtype)
+    if value.shape[-1] != 2:
+        raise ValueError(f"a real tensor needs a trailing I/Q axis of 2; got shape {tuple(value.shape)}")
+    return torch.view_as_complex(value.to(like.real.dtype).contiguous())
+
+
 class Channel(torch.nn.Module):
     """A :class:`ChannelSpec` as a module for training; the SNR may change per call and per sample.
 
@@ -115,7 +170,8 @@ def _draw(
     generator: torch.Generator | None,
     like: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fading complex (batch,) and noise complex (batch, n) of variance ``no`` (float or (batch, 1))."""
+    """Flat coefficient complex (batch,) (fading times amplitude gain) and noise complex (batch, n) of
+    variance ``no`` (float or (batch, 1))."""
     real = torch.view_as_real(like).dtype
     options = {"generator": generator, "dtype": real, "device": like.device}
     if spec.model == "awgn":
@@ -125,6 +181,7 @@ def _draw(
     if spec.model == "rician":
         k = spec.k_factor
         h = math.sqrt(k / (k + 1.0)) + math.sqrt(1.0 / (k + 1.0)) * h
+    h = h * spec.amplitude_gain
     scale = torch.sqrt(torch.as_tensor(no, dtype=real, device=like.device) / 2.0)
     noise = torch.view_as_complex(torch.randn(batch, n, 2, **options)) * scale
     return h, noise

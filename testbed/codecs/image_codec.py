@@ -1,6 +1,6 @@
 """Source codecs of the classical digital baseline: HEVC intra (BPG's codec) and JPEG 2000.
 
-No BPG package exists here (DESIGN.md); BPG is HEVC intra coding, so HEVC through
+No BPG package exists here (docs/architecture.md); BPG is HEVC intra coding, so HEVC through
 pillow-heif (libheif with x265) stands in for it. JPEG 2000 comes from Pillow's openjpeg.
 
 Whole images are coded, and the whole file counts as payload: the HEIF container header

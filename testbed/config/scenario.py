@@ -13,14 +13,15 @@ before any process starts; ``--set key=value`` overrides use dotted keys (``chan
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from testbed import registry
 from testbed.channels.spec import MODELS, ChannelSpec
 from testbed.config.radio import RadioConfig, load_radio_config
+from testbed.config.topology import Topology, stream_matrix
 from testbed.config.yaml_io import load_yaml, validate
 from testbed.errors import ConfigError
 
@@ -79,9 +80,33 @@ class Scenario(BaseModel):
     seed: int = 0
     channel: ChannelConfig = Field(default_factory=ChannelConfig)
     system_params: dict[str, Any] = Field(default_factory=dict)
+    topology: Topology | None = None
     images: str = "default"
     max_images: int = Field(default=0, ge=0)
+    batches: int = Field(default=1, ge=1, le=100000)
+    adapt: Literal["nominal", "feedback"] = "nominal"
     timeout_s: float = Field(default=300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_channel_description(self) -> "Scenario":
+        if self.topology is not None and "channel" in self.model_fields_set:
+            raise ValueError("channel and topology are both given; allowed: channel (one link) or topology "
+                             "(links, nodes, users)")
+        return self
+
+    def network(self) -> Topology:
+        """The topology that runs: ``topology``, or the one link that ``channel`` describes
+        (nodes tx0 -> rx0, user u0, the SNR list as a sweep axis)."""
+        if self.topology is not None:
+            return self.topology
+        ch = self.channel
+        link = {"tx": "tx0", "rx": "rx0", "model": ch.model, "snr_db": ch.snr_db[0], "k_factor_db": ch.k_factor_db,
+                "delay_samples": ch.delay_samples, "taps": ch.taps, "coherence_samples": ch.coherence_samples}
+        return Topology.model_validate({
+            "nodes": [{"name": "tx0", "role": "tx", "radio": self.radio, "cfo_hz": ch.cfo_hz},
+                      {"name": "rx0", "role": "rx", "radio": self.radio}],
+            "users": [{"name": "u0", "tx": "tx0", "rx": "rx0"}], "links": [link],
+            "sweep": [{"axis": "snr_db", "link": "tx0->rx0", "values": ch.snr_db}]})
 
     @field_validator("system")
     @classmethod
@@ -91,14 +116,20 @@ class Scenario(BaseModel):
             raise ValueError(f"system = {value!r} is unknown; allowed: {', '.join(allowed)}")
         return value
 
-    def radio_config(self) -> RadioConfig:
-        path = Path(self.radio)
-        if not path.suffix:
-            path = FIRMWARE_DIR / f"{self.radio}.yaml"
-        if not path.exists():
-            names = sorted(p.stem for p in FIRMWARE_DIR.glob("*.yaml"))
-            raise ConfigError(f"radio = {self.radio!r}: no such file; allowed: a path or one of {', '.join(names)}")
-        return load_radio_config(path)
+    def radio_config(self, name: str | None = None) -> RadioConfig:
+        """The radio file ``name`` (a node's ``radio``; default the scenario's ``radio``)."""
+        return radio_config(name or self.radio)
+
+
+def radio_config(name: str, field: str = "radio") -> RadioConfig:
+    """A radio YAML by path or shipped name; ConfigError naming ``field`` when there is none."""
+    path = Path(name)
+    if not path.suffix:
+        path = FIRMWARE_DIR / f"{name}.yaml"
+    if not path.exists():
+        names = sorted(p.stem for p in FIRMWARE_DIR.glob("*.yaml"))
+        raise ConfigError(f"{field} = {name!r}: no such file; allowed: a path or one of {', '.join(names)}")
+    return load_radio_config(path)
 
 
 def shipped_scenarios() -> dict[str, Path]:
@@ -139,8 +170,33 @@ def load_scenario(name_or_path: str, overrides: list[str] | None = None) -> Scen
     radio = scenario.radio_config()
     for snr_db in scenario.channel.snr_db:
         scenario.channel.spec(snr_db, radio.sample_rate_sps)
+    _check_network(scenario.network(), path.name)
     if scenario.images != "default" and not Path(scenario.images).is_dir():
         raise ConfigError(f"images = {scenario.images!r} is not a folder; allowed: 'default' or a folder of images")
     system = registry.get("system", scenario.system)
     system.validate_params(scenario.system_params, path.name)
+    for user in scenario.network().users:
+        system.validate_params({**scenario.system_params, **user.params}, f"{path.name}: user {user.name}")
     return scenario
+
+
+def _check_network(topo: Topology, source: str) -> None:
+    """Radio files of every node, and every link's channel at every sweep point; all problems at once."""
+    problems = []
+    rates = {}
+    for i, node in enumerate(topo.nodes):
+        try:
+            rates[node.name] = radio_config(node.radio, f"topology.nodes.{i}.radio").sample_rate_sps
+        except ConfigError as err:
+            problems.append(str(err))
+    for point in topo.points():
+        for key, snr in point.items():
+            if not -30.0 <= snr <= 60.0:
+                problems.append(f"topology.sweep: link {key} reaches snr_db = {snr:g}; allowed: -30..60 dB")
+        if not problems:
+            try:
+                stream_matrix(topo, point, rates[topo.nodes[0].name])
+            except ConfigError as err:
+                problems.append(str(err))
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {p}" for p in dict.fromkeys(problems)))

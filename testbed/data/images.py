@@ -1,7 +1,7 @@
 """Images for the testbed: the embedded defaults, user folders, the offline photo corpus, tiling.
 
 Every image this module returns is a float32 numpy array of shape (3, H, W) with values in
-[0, 1] (RGB, channel first), the layout DESIGN.md fixes for the whole testbed.
+[0, 1] (RGB, channel first), the layout docs/architecture.md fixes for the whole testbed.
 
 - :func:`default_images` are the small photographs shipped inside the package
   (``testbed/data/images/``, sources and licences in ``testbed/data/LICENSES.md``); they are
@@ -10,7 +10,7 @@ Every image this module returns is a float32 numpy array of shape (3, H, W) with
 - :func:`photo_corpus` gathers the real photographs available offline (Python packages and
   Debian wallpaper packages) for training and evaluation, downscaled so the short side is
   512 px: crops of full-resolution photos are much smoother than ordinary photographs, and a
-  model trained and scored on them looks about 8 dB better than it is (DESIGN.md).
+  model trained and scored on them looks about 8 dB better than it is (docs/architecture.md).
 - :func:`tile` / :func:`untile` cut a whole image into square patches (e.g. 32x32 for a model
   trained on CIFAR-size inputs) and put it back together.
 """

@@ -47,7 +47,7 @@ class ImageFiles(Sequence):
     """Image files decoded on access: ``files[i]`` is (name, float32 (3, H, W) in [0, 1]).
 
     Parameters: paths of the files; short_side, when given, downscale each image on loading
-    so its short side is that many pixels (never upscaled; see DESIGN.md on why photos are
+    so its short side is that many pixels (never upscaled; see docs/architecture.md on why photos are
     downscaled before cropping).
     """
 

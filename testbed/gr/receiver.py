@@ -29,7 +29,11 @@ def frame_to_pdu(frame: ReceivedFrame, sample_rate_sps: float) -> pmt.pmt_t:
 
 
 class ReceiverSink(gr.sync_block):
-    """Stream sink running ``FrameReceiver``; ``done`` is set after ``stop_after_samples``."""
+    """Stream sink running ``FrameReceiver``; ``done`` is set after ``stop_after_samples``.
+
+    ``samples_processed`` grows only after every frame completed in a work() call has been
+    delivered, so a reader that waits on it sees all frames up to that sample (the receiver's
+    own ``counters.samples`` grows when a chunk arrives, before it is processed)."""
 
     def __init__(self, sample_rate_sps: float = 1e6, on_frame: Callable[[ReceivedFrame], None] | None = None,
                  stop_after_samples: int = 0, receiver: FrameReceiver | None = None) -> None:
@@ -40,6 +44,7 @@ class ReceiverSink(gr.sync_block):
         self.stop_after_samples = stop_after_samples
         self.done = threading.Event()
         self.errors = 0
+        self.samples_processed = 0  # counted after the frames of a work() call are delivered
         self.message_port_register_out(pmt.intern("frames"))
 
     def work(self, input_items, output_items):
@@ -54,6 +59,7 @@ class ReceiverSink(gr.sync_block):
             if self.on_frame is not None:
                 self.on_frame(frame)
             self.message_port_pub(pmt.intern("frames"), frame_to_pdu(frame, self.sample_rate_sps))
+        self.samples_processed += len(x)
         if self.stop_after_samples and self.receiver.counters.samples >= self.stop_after_samples:
             self.receiver.flush()
             self.done.set()

@@ -1,4 +1,4 @@
-"""ONNX export, model cards, checked runtime sessions and parity checks (DESIGN.md "Contracts").
+"""ONNX export, model cards, checked runtime sessions and parity checks (docs/architecture.md "Contracts").
 
 - :mod:`.export`: ``export_model(model, out_dir, name) -> (encoder.onnx, decoder.onnx)``.
 - :mod:`.card`: the JSON model card beside every ``.onnx`` (sha256, names, shapes, metrics, ...).

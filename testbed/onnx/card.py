@@ -1,6 +1,6 @@
 """Model cards: the JSON file beside every shipped ``.onnx`` (same stem, ``.json``).
 
-A card says what the file is and how it was made (DESIGN.md "Contracts: ONNX models"): name,
+A card says what the file is and how it was made (docs/architecture.md "Contracts: ONNX models"): name,
 system, role, bandwidth ratio, variant, training data, the exact training command, seed, SNR
 range, channels, training minutes, machine, measured metrics, opset, the named inputs and
 outputs with shapes (``"N"`` = the dynamic batch axis) and dtypes, and the sha256 of the

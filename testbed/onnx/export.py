@@ -1,7 +1,7 @@
 """Export a transceiver's deployment path (``encode`` / ``decode``) to ONNX, with model cards.
 
 ``torch.onnx.export(..., dynamo=False, opset_version=17, dynamic_axes={batch})`` writes one
-self-contained file per role (DESIGN.md "Choices made"). Constant folding and the
+self-contained file per role (docs/architecture.md "Choices made"). Constant folding and the
 de-duplication of equal weights are off on purpose: every initializer then keeps its
 ``state_dict`` name (``encoder.0.conv.weight``, ...), so the
 torch model is rebuilt exactly from the two ONNX files (:func:`state_dict_from_onnx`) and the

@@ -7,7 +7,7 @@ docs/phy.md justifies OFDM against single carrier.
 
 Scaling: the FFT pair is unitary, so a data carrier of unit energy gives time samples of average
 power 52/64 and a white noise of variance ``no`` per time sample appears with variance ``no`` on
-every carrier. Hence SNR = Es/N0 per data symbol, the project's convention (DESIGN.md).
+every carrier. Hence SNR = Es/N0 per data symbol, the project's convention (docs/architecture.md).
 """
 from __future__ import annotations
 

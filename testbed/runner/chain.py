@@ -23,7 +23,8 @@ from testbed.channels.spec import ChannelSpec
 from testbed.phy.frame import FrameJob, FrameLayout, slot_padding
 from testbed.radios.virtual import endpoint, free_tcp_port
 from testbed.runner.files import read_json, write_json
-from testbed.runner.jobs import save_jobs
+from testbed.phy.receiver import ReceivedFrame
+from testbed.runner.jobs import load_results, save_jobs
 
 GAP_SAMPLES = 400
 TAIL_SAMPLES = 4096
@@ -37,10 +38,10 @@ class ChainResult:
     results: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
-    def received(self, j: int) -> dict[str, np.ndarray] | None:
-        """Arrays of RX j's result file (see runner.jobs), None when it wrote none."""
+    def received(self, j: int) -> list[ReceivedFrame] | None:
+        """The frames RX j received, None when it wrote no result file."""
         path = self.results[j]
-        return dict(np.load(path)) if path.exists() else None
+        return load_results(path) if path.exists() else None
 
 
 def stream_samples(jobs: list[FrameJob], gap_samples: int = GAP_SAMPLES, slot_samples: int = 0) -> int:

@@ -77,3 +77,27 @@ def save_results(path: str | Path, frames: list[ReceivedFrame], sample_rate_sps:
         cfo_hz=np.array([fr.cfo * sample_rate_sps for fr in ordered], dtype=np.float64),
         start=np.array([fr.start for fr in ordered], dtype=np.int64),
     )
+
+
+def load_results(path: str | Path, sample_rate_sps: float = 1e6) -> list[ReceivedFrame]:
+    """The frames written by :func:`save_results` (digital ones first), as ReceivedFrame."""
+    from testbed.phy.header import Header
+
+    z = np.load(path)
+    n_digital = int(z["n_digital"])
+    frames = []
+    for row in range(z["seq"].size):
+        header = Header(**{f: int(z[f][row]) for f in ("system", "user", "seq", "length", "modulation", "code")})
+        fmt = PayloadFormat.from_ids(header.modulation, header.code)
+        common = dict(header=header, fmt=fmt, start=int(z["start"][row]), payload_ok=bool(z["payload_ok"][row]),
+                      snr_est_db=float(z["snr_est_db"][row]), evm_db=float(z["evm_db"][row]),
+                      cfo=float(z["cfo_hz"][row]) / sample_rate_sps)
+        if row < n_digital:
+            off, boff = z["offsets_u8"], z["bit_offsets"]
+            frames.append(ReceivedFrame(payload=z["payload_u8"][off[row]:off[row + 1]].tobytes(),
+                                        bits=z["bits"][boff[row]:boff[row + 1]], **common))
+        else:
+            i, off = row - n_digital, z["offsets_c64"]
+            frames.append(ReceivedFrame(payload=z["payload_c64"][off[i]:off[i + 1]],
+                                        noise_var=z["noise_var"][off[i]:off[i + 1]], **common))
+    return frames

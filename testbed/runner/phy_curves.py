@@ -19,18 +19,19 @@ from testbed.phy.ldpc import get_code  # noqa: E402
 from testbed.phy.theory import ber_awgn  # noqa: E402
 from testbed.runner.chain import run_chain  # noqa: E402
 from testbed.runner.files import write_json  # noqa: E402
+from testbed.systems.base import evaluate  # noqa: E402
 from testbed.systems.link import LinkSystem  # noqa: E402
 
 
 def measure(params: dict, snr_db: float, cfo_hz: float, seed: int) -> dict:
     """One chain run of the link system; its metrics row."""
     system = LinkSystem(params, seed=seed)
-    jobs = system.make_jobs([])
+    encoded = system.encode([], snr_db)
     rng = np.random.default_rng(seed)
     spec = ChannelSpec(model="awgn", snr_db=snr_db, cfo_hz=cfo_hz, delay_samples=float(rng.uniform(0, 500)))
     with tempfile.TemporaryDirectory() as tmp:
-        chain = run_chain([jobs], [[spec]], Path(tmp), seed=seed)
-        metrics = system.evaluate(jobs, chain.received(0)).metrics
+        chain = run_chain([encoded.jobs], [[spec]], Path(tmp), seed=seed)
+        metrics = evaluate(system, [], encoded, chain.received(0) or [])
     metrics["problems"] = chain.problems
     return metrics
 

@@ -13,10 +13,11 @@ from testbed.runner.files import read_json, write_json
 
 def main(argv: list[str]) -> int:
     role, spec_path, status_path = argv
+    from testbed.runner.nodes import ROLES as NODE_ROLES
     from testbed.runner.roles import ROLES
 
     try:
-        status = ROLES[role](read_json(spec_path))
+        status = {**ROLES, **NODE_ROLES}[role](read_json(spec_path))
     except Exception as exc:  # reported to the runner through the status file
         write_json(status_path, {"role": role, "error": f"{type(exc).__name__}: {exc}",
                                  "traceback": traceback.format_exc()})

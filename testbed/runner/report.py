@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from testbed.runner.files import atomic_write_bytes  # noqa: E402
 
-TABLE_KEYS = ("snr_db", "psnr_db", "ms_ssim", "ber", "bler", "snr_est_db", "evm_db", "frames_sent",
+TABLE_KEYS = ("user", "node", "status", "snr_db", "psnr_db", "ms_ssim", "ber", "bler", "snr_est_db", "evm_db", "frames_sent",
               "frames_received", "frames_lost", "samples_lost")
 
 
@@ -25,15 +25,22 @@ def _fmt(value) -> str:
 def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Column names present in ``rows`` (from TABLE_KEYS, plus model) and formatted cells."""
     keys = ["model"] + [k for k in TABLE_KEYS if any(k in r for r in rows)]
-    return keys, [[_fmt(r.get(k, "")) for k in keys] for r in rows]
+    return keys, [[_fmt(r.get(k, "")) if r.get(k) is not None else "—" for k in keys] for r in rows]
+
+
+def _series(row: dict) -> str:
+    """Plot series of a row: its model, and its user when a run has several."""
+    user = row.get("user")
+    return f"{row['model']} {user}" if user not in (None, "u0") else row["model"]
 
 
 def plot_metric(rows: list[dict], path: Path, metric: str) -> None:
     """Metric against SNR, one line per model (log scale for BER/BLER)."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for model in dict.fromkeys(r["model"] for r in rows):
-        pts = sorted((r["snr_db"], r[metric]) for r in rows if r["model"] == model and metric in r)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=model)
+    for label in dict.fromkeys(_series(r) for r in rows):
+        pts = sorted((r["snr_db"], r[metric]) for r in rows
+                     if _series(r) == label and r.get(metric) is not None and r.get("snr_db") is not None)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
     if metric in ("ber", "bler"):
         ax.set_yscale("log")
     ax.set_xlabel("SNR (Es/N0, dB)")
@@ -71,7 +78,7 @@ def write_report(out_dir: Path, document: dict, originals=None, recons=None) -> 
              "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(c) + " |" for c in cells]
     metric = "psnr_db" if any("psnr_db" in r for r in rows) else "ber"
-    if any(metric in r for r in rows):
+    if any(r.get(metric) is not None for r in rows):
         plot_metric(rows, out_dir / f"{metric}_vs_snr.png", metric)
         lines += ["", f"![{metric} against SNR]({metric}_vs_snr.png)"]
     if originals and recons and any(recons.values()):

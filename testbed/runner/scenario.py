@@ -1,12 +1,12 @@
-"""Run a validated scenario over the virtual-radio chain: one chain run per SNR point, one
-metrics row per user and SNR, then metrics.json (DESIGN.md contract) and a report.
+"""Run a validated scenario over the virtual-radio network: one persistent process set
+(runner.session), one metrics row per user and sweep point, metrics.json (docs/architecture.md
+"Results") and a report.
 
 Results already measured are kept when a later point fails: metrics.json is rewritten
-atomically after every point, and a failed point becomes a row with ``error`` set.
+atomically after every point, and a failed user is a row with ``status: "failed"``.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,13 +14,11 @@ from typing import Callable
 
 import numpy as np
 
-from testbed import registry
 from testbed.config.scenario import Scenario
 from testbed.data.images import default_images, load_folder
-from testbed.runner.chain import fading_slot, run_chain
 from testbed.runner.files import write_json
+from testbed.runner.session import Session, SessionHooks, check_radios, mean_images
 from testbed.runner.versions import sha256, versions
-from testbed.systems.base import System
 
 
 @dataclass
@@ -43,45 +41,44 @@ def default_out_dir(name: str) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
 
 
-def run_scenario(scenario: Scenario, out_dir: Path, progress: Callable[[str], None] = lambda s: None) -> RunOutput:
-    """Run every SNR point of ``scenario``; write metrics.json after each; return everything."""
+def run_scenario(scenario: Scenario, out_dir: Path, progress: Callable[[str], None] = lambda s: None,
+                 hooks: SessionHooks | None = None) -> RunOutput:
+    """Run ``scenario`` as one persistent process set; metrics.json is rewritten after every
+    sweep point, so what was measured survives a later failure. A hardware radio that is not
+    attached raises RadioError before anything is written or started."""
+    check_radios(scenario)
     out_dir.mkdir(parents=True, exist_ok=True)
-    system: System = registry.create("system", scenario.system, params=scenario.system_params, seed=scenario.seed)
-    radio = scenario.radio_config()
     images = scenario_images(scenario)
-    doc = {"scenario": scenario.name, "system": scenario.system, "rows": [], "config": scenario.model_dump(),
-           "radio": radio.model_dump(), "versions": versions(),
-           "models": {_relative(p): sha256(p) for p in system.model_files()}, "problems": []}
+    session = Session(scenario, images, out_dir / "nodes", progress, hooks or SessionHooks())
+    session.on_point = lambda results: write_json(out_dir / "metrics.json", _document(session, results))
+    doc = {}
     output = RunOutput(out_dir, doc, originals=images)
-    for snr_db in scenario.channel.snr_db:
-        progress(f"{scenario.name}: {snr_db:g} dB")
-        spec = scenario.channel.spec(snr_db, radio.sample_rate_sps)
-        jobs = system.make_jobs(images, snr_db)
-        slot = 0
-        if spec.model != "awgn" and spec.coherence_samples == 0:  # one fading draw per frame
-            slot = fading_slot(jobs, spec.delay_samples)
-            spec = dataclasses.replace(spec, coherence_samples=slot)
-        chain = run_chain([jobs], [[spec]], out_dir / f"snr_{snr_db:g}dB", sample_rate_sps=radio.sample_rate_sps,
-                          seed=scenario.seed + int(snr_db * 1000), timeout_s=scenario.timeout_s, slot_samples=slot)
-        evaluation = system.evaluate(jobs, chain.received(0))
-        row = {"user": 0, "model": system.label(), "channel": scenario.channel.model, "snr_db": snr_db,
-               **evaluation.metrics, **_sample_counts(chain.statuses)}
-        if chain.problems:
-            row["error"] = "; ".join(chain.problems)
-            doc["problems"].extend(f"{snr_db:g} dB: {p}" for p in chain.problems)
-        doc["rows"].append(row)
-        output.images[snr_db] = evaluation.images
-        write_json(out_dir / "metrics.json", doc)
+    results = session.run()
+    doc.update(_document(session, results))
+    write_json(out_dir / "metrics.json", doc)
+    first = scenario.network().users[0].name
+    for (index, user), batches in results.batches.items():
+        if user == first:
+            output.images[results.points[index].get(_user_link(scenario, user), float(index))] = mean_images(batches)
     return output
 
 
-def _sample_counts(statuses: dict[str, dict]) -> dict[str, int]:
-    """samples_sent (TX), samples_received (RX), samples_lost between them; -1 when unknown."""
-    sent = statuses.get("tx0", {}).get("samples_sent", -1)
-    got = statuses.get("rx0", {}).get("samples_received", -1)
-    lost = sent - got if sent >= 0 and got >= 0 else -1
-    dropped = statuses.get("tx0", {}).get("pdus_dropped", -1)
-    return {"samples_sent": sent, "samples_received": got, "samples_lost": lost, "pdus_dropped": dropped}
+def _user_link(scenario: Scenario, user: str) -> str:
+    cfg = next(u for u in scenario.network().users if u.name == user)
+    return f"{cfg.tx}->{cfg.rx}"
+
+
+def _document(session: Session, results) -> dict:
+    """The metrics.json document (docs/architecture.md "Results") of what has been measured."""
+    scenario = session.scenario
+    files = {p for system in session.systems.values() for p in system.model_files()}
+    problems = [reason for reason in session.dead.values()]
+    if session.plane_stopped and session.plane_stopped not in problems:
+        problems.append(session.plane_stopped)
+    return {"scenario": scenario.name, "system": scenario.system, "rows": results.rows(),
+            "config": scenario.model_dump(), "radio": session.radio.model_dump(), "versions": versions(),
+            "models": {_relative(p): sha256(p) for p in sorted(files)}, "problems": problems,
+            "processes": results.processes}
 
 
 def _relative(path: Path) -> str:

@@ -1,9 +1,17 @@
-"""What every system offers the runner: validated parameters, frame jobs, and an evaluation.
+"""What every system offers the network: validated parameters, an encoder that runs in the TX
+node, a decoder that runs in the RX node for each of its users, and a scorer in the runner.
 
-A system is registered with ``@register("system", name)``; the runner, the CLI and the
-parametrised tests find it there. ``make_jobs`` turns the scenario's data into frames for the
-TX, ``evaluate`` turns what the RX delivered (the arrays of ``runner.jobs.save_results``, or
-None when the RX wrote nothing) into one metrics row for one SNR point.
+A system is registered with ``@register("system", name)``; the runner, the node programs, the
+CLI and the parametrised tests find it there. Data passes only through explicit values
+(docs/architecture.md "Systems API"):
+
+- ``encode(items, snr_db, batch)`` (TX node) -> :class:`Encoded`: the frames and a JSON
+  ``manifest`` saying what the RX and the scorer need to know (frames per item, shapes, ...);
+- ``decode(frames, manifest)`` (RX node, one user) -> :class:`Decoded` from that user's frames;
+- ``score(items, manifest, decoded)`` (runner) -> metrics (vocabulary of docs/architecture.md).
+
+A system with no images (``link``) ignores ``items``; its payloads are a function of the seed
+and the batch index, so the scorer can regenerate what was sent.
 """
 from __future__ import annotations
 
@@ -15,22 +23,35 @@ import numpy as np
 from pydantic import BaseModel
 
 from testbed.config.yaml_io import validate
-from testbed.phy.frame import FrameJob
+from testbed.phy.frame import FrameJob, FrameLayout
+from testbed.phy.receiver import ReceivedFrame
+
+Items = list[tuple[str, np.ndarray]]
+"""Named source items: float32 (3, H, W) images in [0, 1]."""
 
 
 @dataclass
-class Evaluation:
-    """One SNR point: the metrics row (vocabulary of DESIGN.md) and optional reconstructions."""
+class Encoded:
+    """One batch from a TX node: frames (seq = index in the batch) and their JSON manifest."""
 
-    metrics: dict[str, float]
+    jobs: list[FrameJob]
+    manifest: dict[str, Any]
+
+
+@dataclass
+class Decoded:
+    """What one user's decoder made of a batch: reconstructions by item name, other arrays."""
+
     images: dict[str, np.ndarray] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class System:
-    """Base of the registered systems; subclasses set ``name``, ``Params`` and the two methods."""
+    """Base of the registered systems; subclasses set ``name``, ``Params`` and the three steps."""
 
     name: ClassVar[str]
     Params: ClassVar[type[BaseModel]]
+    system_id: ClassVar[int] = 0
     # Command-line trainer (``testbed train SYSTEM ...``): a callable taking the argv list.
     trainer: ClassVar[Callable[[list[str]], object] | None] = None
 
@@ -50,11 +71,20 @@ class System:
         """Trained model files this system runs (recorded with their sha256 in metrics.json)."""
         return []
 
-    def make_jobs(self, images: list[tuple[str, np.ndarray]], snr_db: float) -> list[FrameJob]:
-        """Frames for one SNR point (SNR-adaptive encoders use the nominal SNR as CSI)."""
+    def max_frame_samples(self) -> int:
+        """Samples of the longest frame ``encode`` makes (sizes fading slots before any run)."""
         raise NotImplementedError
 
-    def evaluate(self, jobs: list[FrameJob], received: dict[str, np.ndarray] | None) -> Evaluation:
+    def encode(self, items: Items, snr_db: float, batch: int = 0) -> Encoded:
+        """Frames of one batch; SNR-adaptive encoders take ``snr_db`` as CSI."""
+        raise NotImplementedError
+
+    def decode(self, frames: list[ReceivedFrame], manifest: dict[str, Any]) -> Decoded:
+        """One user's reconstruction from the frames it received of a batch."""
+        raise NotImplementedError
+
+    def score(self, items: Items, manifest: dict[str, Any], decoded: Decoded) -> dict[str, float]:
+        """Quality metrics of ``decoded`` against the sent ``items``."""
         raise NotImplementedError
 
 
@@ -67,32 +97,32 @@ def check_choice(field: str, value: str, allowed) -> str:
     return value
 
 
-def received_index(jobs: list[FrameJob], received: dict[str, np.ndarray] | None) -> dict[int, int]:
-    """seq of each sent job -> row of ``received`` holding it (first copy; other users' ignored)."""
-    if received is None:
-        return {}
-    wanted = {(j.system, j.user, j.seq) for j in jobs}
-    index: dict[int, int] = {}
-    for row, key in enumerate(zip(received["system"], received["user"], received["seq"])):
-        key = tuple(int(k) for k in key)
-        if key in wanted and key[2] not in index:
-            index[key[2]] = row
+def by_seq(frames: list[ReceivedFrame]) -> dict[int, ReceivedFrame]:
+    """seq -> the first received copy of that frame."""
+    index: dict[int, ReceivedFrame] = {}
+    for frame in frames:
+        index.setdefault(int(frame.header.seq), frame)
     return index
 
 
-def digital_payload(received: dict[str, np.ndarray], row: int) -> tuple[bytes, np.ndarray]:
-    """(payload bytes, hard information bits) of digital result row ``row``."""
-    off, boff = received["offsets_u8"], received["bit_offsets"]
-    return received["payload_u8"][off[row] : off[row + 1]].tobytes(), received["bits"][boff[row] : boff[row + 1]]
-
-
-def frame_counts(jobs: list[FrameJob], index: dict[int, int], received: dict[str, np.ndarray] | None) -> dict[str, float]:
+def frame_stats(frames: list[ReceivedFrame], frames_sent: int) -> dict[str, float]:
     """frames_sent/received/lost, bler (lost or CRC-failed over sent), mean snr_est_db and evm_db."""
-    rows = list(index.values())
-    ok = sum(bool(received["payload_ok"][r]) for r in rows) if rows else 0
-    out = {"frames_sent": len(jobs), "frames_received": len(rows), "frames_lost": len(jobs) - len(rows),
-           "bler": 1.0 - ok / max(len(jobs), 1)}
-    if rows:
-        out["snr_est_db"] = float(np.mean(received["snr_est_db"][rows]))
-        out["evm_db"] = float(np.mean(received["evm_db"][rows]))
+    index = by_seq(frames)
+    got = [f for seq, f in index.items() if seq < frames_sent]
+    ok = sum(bool(f.payload_ok) for f in got)
+    out: dict[str, float] = {"frames_sent": frames_sent, "frames_received": len(got),
+                             "frames_lost": frames_sent - len(got), "bler": 1.0 - ok / max(frames_sent, 1)}
+    if got:
+        out["snr_est_db"] = float(np.mean([f.snr_est_db for f in got]))
+        out["evm_db"] = float(np.mean([f.evm_db for f in got]))
     return out
+
+
+def frame_len(job: FrameJob) -> int:
+    return job.frame_len(FrameLayout())
+
+
+def evaluate(system: System, items: Items, encoded: Encoded, frames: list[ReceivedFrame]) -> dict[str, float]:
+    """Decode and score in one process (loopback tests, the offline chain): frame counts and metrics."""
+    decoded = system.decode(frames, encoded.manifest)
+    return {**frame_stats(frames, len(encoded.jobs)), **system.score(items, encoded.manifest, decoded)}

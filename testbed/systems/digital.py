@@ -15,7 +15,8 @@ from testbed import metrics, registry
 from testbed.phy.frame import FrameJob
 from testbed.phy.payload import CODE_IDS, MODULATIONS, PayloadFormat
 from testbed.registry import register
-from testbed.systems.base import Evaluation, System, check_choice, digital_payload, frame_counts, received_index
+from testbed.phy.receiver import ReceivedFrame
+from testbed.systems.base import Decoded, Encoded, Items, System, by_seq, check_choice, frame_len
 
 LOST_FILL = 0.5
 
@@ -38,13 +39,13 @@ class DigitalSystem(System):
     """Image codec + LDPC + QAM at the channel-use budget of ``bandwidth_ratio``."""
 
     name = "digital"
+    system_id = 2
     Params = DigitalParams
 
     def __init__(self, params: dict, seed: int = 0) -> None:
         super().__init__(params, seed)
         self.codec = registry.create("codec", self.params.codec)
         self.fmt = PayloadFormat(self.params.modulation, self.params.code)
-        self._plan: list[tuple[str, np.ndarray, list[int]]] = []
         self._fitted: dict[str, bytes] = {}  # the source coding does not depend on the SNR
 
     def label(self) -> str:
@@ -65,43 +66,48 @@ class DigitalSystem(System):
             lo, hi = (mid, hi) if self._symbols(mid) <= n_cu else (lo, mid - 1)
         return lo
 
-    def make_jobs(self, images: list[tuple[str, np.ndarray]], snr_db: float = 0.0) -> list[FrameJob]:
-        jobs, self._plan = [], []
-        for name, img in images:
-            if name not in self._fitted:
-                fitted = self.codec.fit_budget(img, self.image_budget(img))
-                self._fitted[name] = fitted[0] if fitted is not None else b""
-            data = self._fitted[name]
-            seqs = []
-            for start in range(0, len(data), self.params.max_frame_bytes):
-                seqs.append(len(jobs))
-                jobs.append(FrameJob(data[start : start + self.params.max_frame_bytes], self.fmt, seq=len(jobs)))
-            self._plan.append((name, img, seqs))
-        return jobs
+    def max_frame_samples(self) -> int:
+        return frame_len(FrameJob(b"\0" * self.params.max_frame_bytes, self.fmt))
 
-    def evaluate(self, jobs: list[FrameJob], received: dict[str, np.ndarray] | None) -> Evaluation:
-        index = received_index(jobs, received)
-        refs, recons, shown = [], [], {}
-        for name, img, seqs in self._plan:
-            recon = self._reconstruct(img, seqs, index, received)
-            refs.append(img)
-            recons.append(recon)
-            shown[name] = recon
-        m = frame_counts(jobs, index, received)
-        m["images_lost"] = sum(float(np.all(r == LOST_FILL)) for r in recons)
-        m.update(_image_metrics(refs, recons))
-        return Evaluation(m, shown)
+    def _source(self, name: str, img: np.ndarray) -> bytes:
+        """The coded image (b"" when no rate fits the budget); the source coding ignores the SNR."""
+        if name not in self._fitted:
+            fitted = self.codec.fit_budget(img, self.image_budget(img))
+            self._fitted[name] = fitted[0] if fitted is not None else b""
+        return self._fitted[name]
 
-    def _reconstruct(self, img: np.ndarray, seqs: list[int], index: dict[int, int], received) -> np.ndarray:
-        lost = np.full_like(img, LOST_FILL)
-        if not seqs or any(s not in index or not received["payload_ok"][index[s]] for s in seqs):
+    def encode(self, items: Items, snr_db: float = 0.0, batch: int = 0) -> Encoded:
+        jobs, plan = [], []
+        step = self.params.max_frame_bytes
+        for name, img in items:
+            data = self._source(name, img)
+            seqs = list(range(len(jobs), len(jobs) + -(-len(data) // step)))
+            jobs += [FrameJob(data[k * step:(k + 1) * step], self.fmt, self.system_id, seq=s)
+                     for k, s in enumerate(seqs)]
+            plan.append({"name": name, "shape": list(img.shape), "seqs": seqs})
+        return Encoded(jobs, {"batch": batch, "frames": len(jobs), "items": plan})
+
+    def decode(self, frames: list[ReceivedFrame], manifest: dict) -> Decoded:
+        index = by_seq(frames)
+        return Decoded(images={item["name"]: self._reconstruct(item, index) for item in manifest["items"]})
+
+    def score(self, items: Items, manifest: dict, decoded: Decoded) -> dict[str, float]:
+        refs = [img for _, img in items]
+        recons = [decoded.images[name] for name, _ in items]
+        return {"images_lost": sum(float(np.all(r == LOST_FILL)) for r in recons), **_image_metrics(refs, recons)}
+
+    def _reconstruct(self, item: dict, index: dict[int, ReceivedFrame]) -> np.ndarray:
+        shape = tuple(item["shape"])
+        lost = np.full(shape, LOST_FILL, np.float32)
+        seqs = item["seqs"]
+        if not seqs or any(s not in index or not index[s].payload_ok for s in seqs):
             return lost
-        data = b"".join(digital_payload(received, index[s])[0] for s in seqs)
+        data = b"".join(index[s].payload for s in seqs)
         try:
             recon = self.codec.decode(data)
         except Exception:  # CRC-clean but undecodable data: counted as a lost image
             return lost
-        return recon if recon.shape == img.shape else lost
+        return recon if recon.shape == shape else lost
 
 
 def _image_metrics(refs: list[np.ndarray], recons: list[np.ndarray]) -> dict[str, float]:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from testbed.channels import ChannelMatrixEmulator, ChannelSpec, LinkImpairment, numpy_face
+from testbed.channels.stream import fading
 from testbed.errors import ConfigError
 
 LINKS = {
@@ -49,7 +50,7 @@ def test_chunked_processing_equals_one_call(name):
 def test_stream_matches_the_block_face_shifted_by_its_extra_latency(name):
     spec = LINKS[name].with_snr(200)
     x = _symbols(1, 3000)
-    link = LinkImpairment(spec, np.random.default_rng(3))
+    link = LinkImpairment(spec, fading(spec, 3))
     h = link.h
     streamed = np.concatenate([link.process(x[:1234]), link.process(x[1234:])])
     extra = round(link.delay_samples - spec.delay_samples)
@@ -86,13 +87,15 @@ def test_matrix_sums_links_and_counts_samples():
 
 
 def test_block_fading_redraws_every_coherence_samples():
-    link = LinkImpairment(ChannelSpec("rayleigh", 200, coherence_samples=100), np.random.default_rng(4))
+    spec = ChannelSpec("rayleigh", 200, coherence_samples=100)
+    link = LinkImpairment(spec, fading(spec, 4))
     gains = np.concatenate([link.process(np.ones(n, np.complex64)) for n in (30, 250, 120)])
     assert gains.dtype == np.complex64
     blocks = gains.reshape(4, 100)
     assert np.all(blocks == blocks[:, :1])
     assert len(np.unique(blocks[:, 0])) == 4
-    constant = LinkImpairment(ChannelSpec("rician", 200), np.random.default_rng(4))
+    rician = ChannelSpec("rician", 200)
+    constant = LinkImpairment(rician, fading(rician, 4))
     assert len(np.unique(constant.process(np.ones(500, np.complex64)))) == 1
 
 

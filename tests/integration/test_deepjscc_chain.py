@@ -7,6 +7,7 @@ import pytest
 from testbed.channels.spec import ChannelSpec
 from testbed.data.images import default_images
 from testbed.runner.chain import run_chain
+from testbed.systems.base import evaluate
 from testbed.systems.deepjscc.system import DeepJsccSystem, torch_reference
 
 pytestmark = pytest.mark.integration
@@ -15,10 +16,10 @@ pytestmark = pytest.mark.integration
 def test_chain_psnr_within_0p3_db_of_torch_at_10_db(tmp_path: Path):
     images = default_images()
     system = DeepJsccSystem({"model": "deepjscc-r6"})
-    jobs = system.make_jobs(images, 10.0)
+    encoded = system.encode(images, 10.0)
     spec = ChannelSpec(model="awgn", snr_db=10.0, cfo_hz=20e3, delay_samples=31.6)
-    chain = run_chain([jobs], [[spec]], tmp_path)
+    chain = run_chain([encoded.jobs], [[spec]], tmp_path)
     assert chain.problems == []
-    chain_psnr = system.evaluate(jobs, chain.received(0)).metrics["psnr_db"]
+    chain_psnr = evaluate(system, images, encoded, chain.received(0))["psnr_db"]
     reference = np.mean([torch_reference("deepjscc-r6", images, 10.0, seed=s)["psnr_db"] for s in range(3)])
     assert abs(chain_psnr - reference) <= 0.3, (chain_psnr, reference)

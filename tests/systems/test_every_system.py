@@ -8,6 +8,7 @@ from testbed import registry
 from testbed.channels.spec import ChannelSpec
 from testbed.data.images import default_images
 from testbed.runner.loopback import run_loopback
+from testbed.systems.base import evaluate
 
 FLOORS = {"psnr_db": 20.0, "ber": 1e-3}
 
@@ -16,15 +17,16 @@ FLOORS = {"psnr_db": 20.0, "ber": 1e-3}
 def test_system_round_trip_through_loopback(name):
     system = registry.create("system", name, params={}, seed=0)
     images = default_images()[:2]
-    good = run_loopback(system.make_jobs(images, 25.0), ChannelSpec(model="awgn", snr_db=25.0, cfo_hz=3e3))
-    high = system.evaluate(system.make_jobs(images, 25.0), good).metrics
+    encoded = system.encode(images, 25.0)
+    good = run_loopback(encoded.jobs, ChannelSpec(model="awgn", snr_db=25.0, cfo_hz=3e3))
+    high = evaluate(system, images, encoded, good)
     assert high["frames_lost"] == 0 and high["frames_received"] == high["frames_sent"] > 0
     assert all(np.isfinite(v) for v in high.values() if isinstance(v, float))
     if "psnr_db" in high:
         assert high["psnr_db"] > FLOORS["psnr_db"]
     if "ber" in high:
         assert high["ber"] < FLOORS["ber"]
-    jobs = system.make_jobs(images, -8.0)
-    low = system.evaluate(jobs, run_loopback(jobs, ChannelSpec(model="awgn", snr_db=-8.0))).metrics
+    encoded = system.encode(images, -8.0)
+    low = evaluate(system, images, encoded, run_loopback(encoded.jobs, ChannelSpec(model="awgn", snr_db=-8.0)))
     key = "psnr_db" if "psnr_db" in high else "ber"
     assert (low[key] < high[key]) if key == "psnr_db" else (low.get(key, 1.0) > high[key] or low["frames_lost"] > 0)

@@ -27,7 +27,7 @@ batch norm.
 
 The bandwidth ratio k/n counts complex channel symbols k per real source value n = 3*32*32:
 ``"1/6"`` sends 512 complex symbols (c = 16 real channels at 8x8), ``"1/12"`` sends 256 (c = 8).
-Symbols are real tensors (N, k, 2) (I/Q last, DESIGN.md "Conventions"), scaled per image to
+Symbols are real tensors (N, k, 2) (I/Q last, docs/architecture.md "Conventions"), scaled per image to
 unit average power per complex symbol, so ``snr_db`` is Es/N0 with the testbed's convention.
 """
 from __future__ import annotations

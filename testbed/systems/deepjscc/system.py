@@ -18,7 +18,8 @@ from testbed.data.images import untile
 from testbed.phy.frame import FrameJob
 from testbed.phy.payload import MAX_LENGTH, PayloadFormat
 from testbed.registry import register
-from testbed.systems.base import Evaluation, System, frame_counts, received_index
+from testbed.phy.receiver import ReceivedFrame
+from testbed.systems.base import Decoded, Encoded, Items, System, by_seq, frame_len
 from testbed.systems.digital import LOST_FILL, _image_metrics
 
 ANALOG = PayloadFormat("analog", "none")
@@ -39,18 +40,12 @@ class DeepJsccParams(BaseModel):
         return v
 
 
-def analog_payload(received: dict[str, np.ndarray], row: int) -> np.ndarray:
-    """complex64 symbols of result row ``row`` (analog rows follow the digital ones)."""
-    i = row - int(received["n_digital"])
-    off = received["offsets_c64"]
-    return received["payload_c64"][off[i] : off[i + 1]]
-
-
 @register("system", "deepjscc")
 class DeepJsccSystem(System):
     """One shipped DeepJSCC/ADJSCC model; frames carry up to ``max_frame_symbols`` symbols."""
 
     name = "deepjscc"
+    system_id = 3
     Params = DeepJsccParams
 
     @staticmethod
@@ -64,7 +59,6 @@ class DeepJsccSystem(System):
         from testbed.systems.deepjscc.codec import NeuralImageCodec
 
         self.codec = NeuralImageCodec(self.params.model, self.params.threads)
-        self._plan: list[tuple[str, np.ndarray, list[tuple[int, int, int]]]] = []
 
     def label(self) -> str:
         return self.params.model
@@ -76,39 +70,42 @@ class DeepJsccSystem(System):
     def tiles_per_frame(self) -> int:
         return max(1, self.params.max_frame_symbols // self.codec.symbols_per_tile)
 
-    def make_jobs(self, images: list[tuple[str, np.ndarray]], snr_db: float) -> list[FrameJob]:
+    def max_frame_samples(self) -> int:
+        symbols = self.tiles_per_frame * self.codec.symbols_per_tile
+        return frame_len(FrameJob(np.zeros(symbols, np.complex64), ANALOG))
+
+    def encode(self, items: Items, snr_db: float, batch: int = 0) -> Encoded:
+        """Each image's tiles in frames of ``tiles_per_frame``; manifest item frames are
+        [seq, first tile, end tile]."""
         k, per = self.codec.symbols_per_tile, self.tiles_per_frame
-        jobs, self._plan = [], []
-        for name, img in images:
+        jobs, plan = [], []
+        for name, img in items:
             sym = self.codec.encode(img, snr_db).reshape(-1, k)
             chunks = []
             for first in range(0, sym.shape[0], per):
-                chunks.append((len(jobs), first, min(first + per, sym.shape[0])))
-                jobs.append(FrameJob(sym[first : first + per].reshape(-1), ANALOG, seq=len(jobs)))
-            self._plan.append((name, img, chunks))
-        return jobs
+                chunks.append([len(jobs), first, min(first + per, sym.shape[0])])
+                jobs.append(FrameJob(sym[first:first + per].reshape(-1), ANALOG, self.system_id, seq=len(jobs)))
+            plan.append({"name": name, "shape": list(img.shape), "frames": chunks})
+        return Encoded(jobs, {"batch": batch, "frames": len(jobs), "snr_db": snr_db, "items": plan})
 
-    def evaluate(self, jobs: list[FrameJob], received: dict[str, np.ndarray] | None) -> Evaluation:
-        index = received_index(jobs, received)
-        refs, recons, shown = [], [], {}
-        for name, img, chunks in self._plan:
-            recon = self._reconstruct(img, chunks, index, received)
-            refs.append(img)
-            recons.append(recon)
-            shown[name] = recon
-        m = frame_counts(jobs, index, received)
-        m.update(_image_metrics(refs, recons))
-        return Evaluation(m, shown)
+    def decode(self, frames: list[ReceivedFrame], manifest: dict) -> Decoded:
+        """Tiles of lost frames are mid-grey (what a receiver would show); frame_stats counts them."""
+        index = by_seq(frames)
+        return Decoded(images={item["name"]: self._reconstruct(item, index) for item in manifest["items"]})
 
-    def _reconstruct(self, img, chunks, index, received) -> np.ndarray:
-        n_tiles = chunks[-1][2]
+    def score(self, items: Items, manifest: dict, decoded: Decoded) -> dict[str, float]:
+        return _image_metrics([img for _, img in items], [decoded.images[name] for name, _ in items])
+
+    def _reconstruct(self, item: dict, index: dict[int, ReceivedFrame]) -> np.ndarray:
+        n_tiles = item["frames"][-1][2]
         tiles = np.full((n_tiles, 3, 32, 32), LOST_FILL, dtype=np.float32)
-        for seq, first, last in chunks:
-            if seq in index:
-                sym = analog_payload(received, index[seq]).reshape(last - first, -1)
-                snr = np.full(last - first, received["snr_est_db"][index[seq]], np.float32)
-                tiles[first:last] = self.codec.decode_tiles(sym, snr)
-        return untile(tiles, img.shape)
+        k = self.codec.symbols_per_tile
+        for seq, first, last in item["frames"]:
+            frame = index.get(seq)
+            if frame is not None and frame.payload.size == (last - first) * k:
+                snr = np.full(last - first, frame.snr_est_db, np.float32)
+                tiles[first:last] = self.codec.decode_tiles(frame.payload.reshape(last - first, k), snr)
+        return untile(tiles, tuple(item["shape"]))
 
 
 def torch_reference(model: str, images: list[tuple[str, np.ndarray]], snr_db: float, channel: str = "awgn",

@@ -1,7 +1,7 @@
 """Time-budgeted, resumable training of DeepJSCC / ADJSCC on crops of the offline photo corpus.
 
 Training data: random 32x32 crops of ``photo_corpus("train")`` (real photographs downscaled to a
-short side of 512 px, DESIGN.md "Datasets"), the photo drawn uniformly per crop (not by area),
+short side of 512 px, docs/architecture.md "Datasets"), the photo drawn uniformly per crop (not by area),
 random horizontal flips. Per sample the SNR is uniform in ``snr_range_db``; per batch the channel
 is AWGN or Rayleigh block fading with probability 1/2 each. Loss: MSE. Adam, learning rate with a
 short linear warm-up and a cosine decay over the *time* budget (the schedule follows elapsed

@@ -1,0 +1,59 @@
+"""Persistent network runs against today's per-point restart: 32x32 tiles/s through a running
+DeepJSCC broadcast (aggregate over its users and per user, N = 1, 2, 4, 8 RX processes, zero
+loss required), and the latency of one tile (one 32x32 image) from the encode request to the
+decoded image in the runner, with the processes already running."""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from testbed.config.scenario import Scenario
+from testbed.config.yaml_io import validate
+from testbed.data.images import default_images, tile
+from testbed.runner.session import Session, SessionHooks
+
+
+def _broadcast(n_users: int, batches: int) -> Scenario:
+    rx = [f"ue{k}" for k in range(n_users)]
+    return validate(Scenario, {
+        "name": f"bench-broadcast-{n_users}", "system": "deepjscc", "batches": batches,
+        "system_params": {"model": "deepjscc-r6"},
+        "topology": {"nodes": [{"name": "bs", "role": "tx"}] + [{"name": u, "role": "rx"} for u in rx],
+                     "users": [{"name": f"u{k}", "tx": "bs", "rx": u} for k, u in enumerate(rx)],
+                     "links": [{"tx": "bs", "rx": u, "snr_db": 20.0} for u in rx]}}, "bench")
+
+
+def _timed_session(scenario: Scenario, items) -> tuple[Session, list[float]]:
+    """Run ``scenario``; the wall time of every batch (processes already up)."""
+    marks: list[float] = []
+    hooks = SessionHooks(before_batch=lambda session, point, batch: marks.append(time.perf_counter()))
+    with tempfile.TemporaryDirectory() as tmp:
+        session = Session(scenario, items, Path(tmp), hooks=hooks)
+        results = session.run()
+        end = session.last_batch_end
+    marks.append(end)
+    session.results = results
+    return session, list(np.diff(marks))
+
+
+def bench_broadcast(n_users: int, batches: int = 4) -> dict[str, float]:
+    """Steady-state tiles/s of an N-user broadcast (first batch excluded: warm-up)."""
+    items = default_images()
+    tiles = sum(tile(img, 32).shape[0] for _, img in items)
+    session, times = _timed_session(_broadcast(n_users, batches), items)
+    rows = session.results.rows()
+    lost = sum((r.get("frames_lost") or 0) + (r.get("samples_lost") or 0) for r in rows)
+    failed = sum(r["status"] != "ok" for r in rows)
+    steady = float(np.mean(times[1:])) if len(times) > 1 else times[0]
+    return {"users": n_users, "per_user_tiles_s": tiles / steady, "aggregate_tiles_s": n_users * tiles / steady,
+            "batch_s": steady, "lost": lost, "failed": failed}
+
+
+def bench_tile_latency(repeats: int = 10) -> dict[str, float]:
+    """Median seconds from encode request to decoded tile in the runner, one 32x32 image per batch."""
+    image = default_images()[0][1][:, :32, :32].copy()
+    session, times = _timed_session(_broadcast(1, repeats + 1), [("tile", image)])
+    return {"latency_s": float(np.median(times[1:])), "samples_per_batch": session.sample / max(session.batch_count, 1)}

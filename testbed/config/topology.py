@@ -1,0 +1,271 @@
+"""Topology of a multi-user scenario as data: nodes, users, links and sweep axes.
+
+    topology:
+      nodes:
+        - {name: bs, role: tx, antennas: 1, radio: zmq, cfo_hz: 0}
+        - {name: ue0, role: rx, noise_db: -10}
+      users:
+        - {name: u0, tx: bs, rx: ue0, params: {model: deepjscc-r6}}
+      links:
+        - {tx: bs, rx: ue0, model: rayleigh, snr_db: 4, coherence_samples: 0}
+      sweep:
+        - {axis: snr_offset_db, values: [0, 5]}            # every link together
+        - {axis: snr_db, link: bs->ue0, values: [0, 10]}   # one link alone
+
+Conventions (docs/architecture.md "SNR axis"): a link's ``snr_db`` is the Es/N0 per data
+subcarrier that the link's TX, sending unit average power per antenna, gives at each antenna of
+its RX. The emulator realises it as receiver noise of variance ``10**(noise_db/10)`` per RX
+antenna and a link amplitude gain of ``10**((snr_db + noise_db)/20)``; ``gain_db`` (path gain)
+may be given instead of ``snr_db`` when the RX's ``noise_db`` is given. An RX without
+``noise_db`` takes ``-max(snr_db of its links)``, so its strongest link has unit gain. The
+oscillator of each node has its own ``cfo_hz``: a link shows ``cfo_hz(tx) - cfo_hz(rx)``.
+
+Every problem of a topology is reported at once (one line each), before anything starts.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from testbed.channels.spec import MODELS, ChannelSpec
+from testbed.errors import ConfigError
+
+BROADCAST_USER = 255
+"""Header ``user`` of frames meant for every user of their TX."""
+
+
+class NodeConfig(BaseModel):
+    """One radio node: a TX, an RX or both, with its antennas and its radio."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+    role: Literal["tx", "rx", "trx"]
+    antennas: int = Field(default=1, ge=1, le=8)
+    radio: str = "zmq"
+    host: Literal["local"] = "local"
+    cfo_hz: float = 0.0
+    noise_db: float | list[float] | None = None
+
+    @property
+    def transmits(self) -> bool:
+        return self.role in ("tx", "trx")
+
+    @property
+    def receives(self) -> bool:
+        return self.role in ("rx", "trx")
+
+    def noise_per_antenna(self) -> list[float] | None:
+        """noise_db per antenna (a scalar applies to every antenna); None when unset."""
+        if self.noise_db is None:
+            return None
+        return list(self.noise_db) if isinstance(self.noise_db, list) else [self.noise_db] * self.antennas
+
+
+class UserConfig(BaseModel):
+    """One user: a flow from a TX node to an RX node, with its own system parameters
+    (e.g. the decoder it runs) on top of the scenario's ``system_params``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+    tx: str
+    rx: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LinkConfig(BaseModel):
+    """The channel from one TX node to one RX node (every antenna pair draws its own fading)."""
+
+    model_config = ConfigDict(extra="forbid")
+    tx: str
+    rx: str
+    model: str = "awgn"
+    snr_db: float | None = None
+    gain_db: float | None = None
+    k_factor_db: float = 10.0
+    delay_samples: float = 0.0
+    taps: list[str | float] = Field(default_factory=lambda: [1.0])
+    coherence_samples: int = Field(default=0, ge=0)
+
+    @property
+    def key(self) -> str:
+        return f"{self.tx}->{self.rx}"
+
+
+class SweepAxis(BaseModel):
+    """``snr_offset_db`` adds each value to every link's SNR (or to ``link`` alone);
+    ``snr_db`` sets ``link``'s SNR to each value. Several axes make a grid."""
+
+    model_config = ConfigDict(extra="forbid")
+    axis: Literal["snr_offset_db", "snr_db"]
+    link: str | None = None
+    values: list[float] = Field(min_length=1)
+
+
+class Topology(BaseModel):
+    """Nodes, users, links and sweep axes of a scenario (see module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    nodes: list[NodeConfig] = Field(min_length=2)
+    users: list[UserConfig] = Field(min_length=1)
+    links: list[LinkConfig] = Field(min_length=1)
+    sweep: list[SweepAxis] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Topology":
+        problems = topology_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def node(self, name: str) -> NodeConfig:
+        return next(n for n in self.nodes if n.name == name)
+
+    def link(self, tx: str, rx: str) -> LinkConfig | None:
+        return next((lk for lk in self.links if lk.tx == tx and lk.rx == rx), None)
+
+    def tx_nodes(self) -> list[NodeConfig]:
+        return [n for n in self.nodes if n.transmits]
+
+    def rx_nodes(self) -> list[NodeConfig]:
+        return [n for n in self.nodes if n.receives]
+
+    def points(self) -> list[dict[str, float]]:
+        """Every sweep point: link key -> SNR (dB) of that point, in grid order."""
+        base = {lk.key: lk.snr_db for lk in self.links if lk.snr_db is not None}
+        if not self.sweep:
+            return [dict(base)]
+        points = []
+        for combo in itertools.product(*(axis.values for axis in self.sweep)):
+            point = dict(base)
+            for axis, value in zip(self.sweep, combo):
+                keys = [axis.link] if axis.link else list(base)
+                for key in keys:
+                    point[key] = value if axis.axis == "snr_db" else base.get(key, 0.0) + value
+            points.append(point)
+        return points
+
+    def noise_db(self, rx: NodeConfig, point: dict[str, float]) -> list[float]:
+        """Noise variance (dB) per antenna of ``rx`` at sweep ``point``."""
+        given = rx.noise_per_antenna()
+        if given is not None:
+            return given
+        snrs = [point[lk.key] for lk in self.links if lk.rx == rx.name and lk.key in point]
+        return [-max(snrs) if snrs else 0.0] * rx.antennas
+
+    def link_gain_db(self, link: LinkConfig, point: dict[str, float]) -> float:
+        """Amplitude gain (dB) of ``link`` at sweep ``point``: snr_db + noise_db, or gain_db."""
+        if link.key in point:
+            return point[link.key] + self.noise_db(self.node(link.rx), point)[0]
+        return float(link.gain_db)
+
+
+@dataclass(frozen=True)
+class StreamMatrix:
+    """A topology at one sweep point as the emulator's antenna streams.
+
+    Attributes:
+        tx_streams: (node, antenna) of every TX stream, TX nodes in topology order.
+        rx_streams: (node, antenna) of every RX stream.
+        specs: len(rx_streams) rows of len(tx_streams) ChannelSpec; ``specs[j][i]`` is TX stream
+            i -> RX stream j (a pair without a link has gain -300 dB, i.e. none).
+        noise_var: noise variance per RX stream (linear).
+    """
+
+    tx_streams: list[tuple[str, int]]
+    rx_streams: list[tuple[str, int]]
+    specs: list[list[ChannelSpec]]
+    noise_var: list[float]
+
+
+NO_LINK_GAIN_DB = -300.0
+
+
+def stream_matrix(topo: Topology, point: dict[str, float], sample_rate_sps: float) -> StreamMatrix:
+    """The emulator's view of ``topo`` at sweep ``point`` (raises ConfigError on bad links)."""
+    txs = [(n.name, a) for n in topo.tx_nodes() for a in range(n.antennas)]
+    rxs = [(n.name, a) for n in topo.rx_nodes() for a in range(n.antennas)]
+    specs = [[_spec(topo, topo.link(tx, rx), point, sample_rate_sps, topo.node(tx).cfo_hz - topo.node(rx).cfo_hz)
+              for tx, _ in txs] for rx, _ in rxs]
+    noise = [10.0 ** (topo.noise_db(topo.node(rx), point)[a] / 10.0) for rx, a in rxs]
+    return StreamMatrix(txs, rxs, specs, noise)
+
+
+def _spec(topo: Topology, link: LinkConfig | None, point: dict[str, float], rate: float, cfo_hz: float
+          ) -> ChannelSpec:
+    if link is None:
+        return ChannelSpec(model="awgn", snr_db=0.0, gain_db=NO_LINK_GAIN_DB, sample_rate_sps=rate)
+    where = f"topology link {link.key}"
+    try:
+        return ChannelSpec(model=link.model, snr_db=point.get(link.key, 0.0), gain_db=topo.link_gain_db(link, point),
+                           k_factor_db=link.k_factor_db, cfo_hz=cfo_hz, sample_rate_sps=rate,
+                           delay_samples=link.delay_samples, taps=tuple(complex(t) for t in link.taps),
+                           coherence_samples=link.coherence_samples)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def topology_problems(topo: Topology) -> list[str]:
+    """Every inconsistency of ``topo``, one line each (field, value, allowed)."""
+    problems: list[str] = []
+    names = [n.name for n in topo.nodes]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"topology.nodes: name {dup!r} is used twice; allowed: unique names")
+    nodes = {n.name: n for n in topo.nodes}
+    txs = sorted(n for n, c in nodes.items() if c.transmits)
+    rxs = sorted(n for n, c in nodes.items() if c.receives)
+    for i, node in enumerate(topo.nodes):
+        noise = node.noise_db
+        if isinstance(noise, list) and len(noise) != node.antennas:
+            problems.append(f"topology.nodes.{i}.noise_db = {noise} has {len(noise)} values; "
+                            f"allowed: one value or {node.antennas} (one per antenna)")
+    problems += _endpoint_problems("users", topo.users, txs, rxs)
+    problems += _endpoint_problems("links", topo.links, txs, rxs)
+    problems += _link_problems(topo, nodes)
+    keys = [lk.key for lk in topo.links]
+    for i, user in enumerate(topo.users):
+        if user.tx in nodes and user.rx in nodes and f"{user.tx}->{user.rx}" not in keys:
+            problems.append(f"topology.users.{i}: no link {user.tx}->{user.rx}; allowed: a user needs a link "
+                            f"between its nodes (links: {', '.join(keys)})")
+    unames = [u.name for u in topo.users]
+    for dup in sorted({n for n in unames if unames.count(n) > 1}):
+        problems.append(f"topology.users: name {dup!r} is used twice; allowed: unique names")
+    for i, axis in enumerate(topo.sweep):
+        if axis.link is not None and axis.link not in keys:
+            problems.append(f"topology.sweep.{i}.link = {axis.link!r} is unknown; allowed: {', '.join(keys)}")
+        if axis.axis == "snr_db" and axis.link is None:
+            problems.append(f"topology.sweep.{i}: axis snr_db needs a link; allowed: one of {', '.join(keys)}")
+    return problems
+
+
+def _endpoint_problems(what: str, items: list, txs: list[str], rxs: list[str]) -> list[str]:
+    problems = []
+    for i, item in enumerate(items):
+        if item.tx not in txs:
+            problems.append(f"topology.{what}.{i}.tx = {item.tx!r} is not a transmitting node; "
+                            f"allowed: {', '.join(txs) or '(none)'}")
+        if item.rx not in rxs:
+            problems.append(f"topology.{what}.{i}.rx = {item.rx!r} is not a receiving node; "
+                            f"allowed: {', '.join(rxs) or '(none)'}")
+    return problems
+
+
+def _link_problems(topo: Topology, nodes: dict[str, NodeConfig]) -> list[str]:
+    problems = []
+    keys = [lk.key for lk in topo.links]
+    for dup in sorted({k for k in keys if keys.count(k) > 1}):
+        problems.append(f"topology.links: {dup} is given twice; allowed: one link per TX->RX pair")
+    for i, link in enumerate(topo.links):
+        where = f"topology.links.{i}"
+        if link.model not in MODELS:
+            problems.append(f"{where}.model = {link.model!r} is unknown; allowed: {', '.join(MODELS)}")
+        if (link.snr_db is None) == (link.gain_db is None):
+            problems.append(f"{where}: snr_db = {link.snr_db}, gain_db = {link.gain_db}; allowed: exactly one of them")
+        elif link.gain_db is not None and nodes.get(link.rx) and nodes[link.rx].noise_db is None:
+            problems.append(f"{where}.gain_db = {link.gain_db:g} needs noise_db on node {link.rx!r}; "
+                            "allowed: give the RX's noise_db, or snr_db instead")
+        if link.snr_db is not None and not -30.0 <= link.snr_db <= 60.0:
+            problems.append(f"{where}.snr_db = {link.snr_db:g} is outside -30..60 dB")
+    return problems

@@ -1,0 +1,112 @@
+"""The process graph of a network run as plain data: which node processes run, their sample
+edges (gr-zeromq PUSH/PULL, one per antenna stream) and their control edges (REQ/REP, and the
+RX -> TX feedback PUSH/PULL), all on free loopback ports chosen now.
+
+    TX node n, antenna a --push--> channel input (n, a)
+    channel output (m, b) --push--> RX node m, antenna b
+
+A ``trx`` node runs as two processes, ``<name>.tx`` and ``<name>.rx``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbed.config.scenario import Scenario
+from testbed.config.topology import StreamMatrix, Topology, stream_matrix
+from testbed.radios.virtual import endpoint, free_tcp_port
+
+
+GAP_SAMPLES = 400
+"""Zeros after every frame of a TX node."""
+
+
+@dataclass
+class NodeProcess:
+    """One process: its name, role (a key of runner.nodes.ROLES) and the spec it is started with."""
+
+    name: str
+    role: str
+    spec: dict[str, Any]
+
+    @property
+    def control(self) -> str:
+        return self.spec["control"]
+
+
+@dataclass
+class Graph:
+    """All processes of a run, the TX flows (TX process -> its users) and the channel matrix
+    of the first sweep point."""
+
+    processes: dict[str, NodeProcess] = field(default_factory=dict)
+    flows: dict[str, list[str]] = field(default_factory=dict)
+    matrix: StreamMatrix | None = None
+
+    def tx(self) -> list[NodeProcess]:
+        return [p for p in self.processes.values() if p.role == "tx_node"]
+
+    def rx(self) -> list[NodeProcess]:
+        return [p for p in self.processes.values() if p.role == "rx_node"]
+
+
+def _address() -> str:
+    return endpoint(free_tcp_port())
+
+
+def process_name(topo: Topology, node: str, side: str) -> str:
+    return f"{node}.{side}" if topo.node(node).role == "trx" else node
+
+
+def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_sps: float) -> Graph:
+    """The processes of ``scenario`` with fresh addresses (nothing is started)."""
+    topo = scenario.network()
+    point = topo.points()[0]
+    matrix = slotted(stream_matrix(topo, point, sample_rate_sps), slot_samples)
+    graph = Graph(matrix=matrix)
+    tx_addr = {s: _address() for s in matrix.tx_streams}
+    rx_addr = {s: _address() for s in matrix.rx_streams}
+    feedback = {n.name: _address() for n in topo.tx_nodes()}
+    common = {"token": token, "system": scenario.system, "seed": scenario.seed}
+    params = scenario.system_params
+    for flow, node in enumerate(topo.tx_nodes()):
+        name = process_name(topo, node.name, "tx")
+        users = [u.name for u in topo.users if u.tx == node.name]
+        graph.flows[name] = users
+        graph.processes[name] = NodeProcess(name, "tx_node", {
+            **common, "name": name, "role": "tx_node", "control": _address(), "params": params, "flow": flow,
+            "antennas": node.antennas, "outputs": [tx_addr[(node.name, a)] for a in range(node.antennas)],
+            "slot_samples": slot_samples, "feedback": feedback[node.name],
+            "adapt": scenario.adapt})
+    flows = {n.name: i for i, n in enumerate(topo.tx_nodes())}
+    for node in topo.rx_nodes():
+        name = process_name(topo, node.name, "rx")
+        users = [{"name": u.name, "flow": flows[u.tx], "tx": u.tx, "params": {**params, **u.params}}
+                 for u in topo.users if u.rx == node.name]
+        graph.processes[name] = NodeProcess(name, "rx_node", {
+            **common, "name": name, "role": "rx_node", "control": _address(), "sample_rate_sps": sample_rate_sps,
+            "inputs": [rx_addr[(node.name, a)] for a in range(node.antennas)], "users": users,
+            "feedback": sorted({feedback[u["tx"]] for u in users})})
+    graph.processes["channel"] = NodeProcess("channel", "channel_node", {
+        **common, "name": "channel", "role": "channel_node", "control": _address(),
+        "inputs": [tx_addr[s] for s in matrix.tx_streams], "outputs": [rx_addr[s] for s in matrix.rx_streams],
+        "links": [[spec_dict(s) for s in row] for row in matrix.specs], "noise_var": matrix.noise_var})
+    return graph
+
+
+def slotted(matrix: StreamMatrix, slot_samples: int) -> StreamMatrix:
+    """Fading links with ``coherence_samples`` 0 redraw every slot: one draw per frame."""
+    def fix(spec):
+        if spec.model != "awgn" and spec.coherence_samples == 0 and slot_samples:
+            return dataclasses.replace(spec, coherence_samples=slot_samples)
+        return spec
+
+    return dataclasses.replace(matrix, specs=[[fix(s) for s in row] for row in matrix.specs])
+
+
+def spec_dict(spec: Any) -> dict[str, Any]:
+    """A ChannelSpec as JSON-able fields (complex taps as strings)."""
+    d = dataclasses.asdict(spec)
+    d["taps"] = [str(complex(t)) for t in spec.taps]
+    return d

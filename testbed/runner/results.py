@@ -1,0 +1,74 @@
+"""Per-user results of a network run, typed, and their metrics.json rows.
+
+One row per user and sweep point (docs/architecture.md "Results"): counts are summed over the
+point's batches, quality metrics averaged. A user with any failed batch at a point gets
+``status: "failed"``, its reason, and null quality metrics: never numbers computed from fill
+images or from a process that was gone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from testbed.config.topology import Topology
+
+COUNTS = ("frames_sent", "frames_received", "frames_lost", "samples_sent", "samples_received", "samples_lost",
+          "bits_compared", "images_lost")
+QUALITY = ("psnr_db", "ssim", "ms_ssim", "ber", "bler", "snr_est_db", "evm_db", "accuracy")
+
+
+@dataclass
+class UserBatch:
+    """One user's outcome of one batch: metrics, reconstructions, or why it failed."""
+
+    user: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    failed: str | None = None
+    csi_from: str = "nominal"
+
+
+@dataclass
+class Results:
+    """Every UserBatch by (point index, user), the sweep points and the processes' statuses."""
+
+    topo: Topology
+    labels: dict[str, str]
+    batches: dict[tuple[int, str], list[UserBatch]] = field(default_factory=dict)
+    points: dict[int, dict[str, float]] = field(default_factory=dict)
+    processes: dict[str, dict] = field(default_factory=dict)
+
+    def add(self, index: int, point: dict[str, float], outcome: UserBatch) -> None:
+        self.points[index] = point
+        self.batches.setdefault((index, outcome.user), []).append(outcome)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [self.row(index, user) for (index, user) in self.batches]
+
+    def row(self, index: int, user: str) -> dict[str, Any]:
+        cfg = next(u for u in self.topo.users if u.name == user)
+        link = self.topo.link(cfg.tx, cfg.rx)
+        point = self.points[index]
+        batches = self.batches[(index, user)]
+        row: dict[str, Any] = {"user": user, "node": cfg.rx, "tx": cfg.tx, "model": self.labels[user],
+                               "channel": link.model, "snr_db": point.get(link.key), "point": index,
+                               "batches": len(batches)}
+        failures = [b.failed for b in batches if b.failed]
+        if failures:
+            sent = [b.metrics.get("frames_sent") for b in batches]
+            return {**row, "status": "failed", "reason": failures[0], **{k: None for k in QUALITY},
+                    **{k: None for k in COUNTS}, "frames_sent": sum(s for s in sent if s) or None}
+        row["status"] = "ok"
+        for key in COUNTS:
+            values = [b.metrics[key] for b in batches if key in b.metrics]
+            if values:
+                row[key] = int(sum(values))
+        for key in QUALITY:
+            values = [b.metrics[key] for b in batches if b.metrics.get(key) is not None]
+            if values:
+                row[key] = float(np.mean(values))
+        row["csi_snr_db"] = [b.metrics["csi_snr_db"] for b in batches]
+        row["csi_from"] = batches[-1].csi_from
+        return row

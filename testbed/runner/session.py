@@ -1,0 +1,246 @@
+"""A persistent network run: one process set per scenario, stepped over the control plane.
+
+The session starts every node once (TX nodes with their encoders, RX nodes with their users'
+decoders, the channel emulator), then for every sweep point retunes the emulator's links and
+for every batch asks each TX to encode and frame, pads all TX streams to one batch length (the
+emulator consumes every TX stream in lockstep), and asks each RX to collect: the RX replies per
+user once the batch's last sample has reached it. The runner scores each user against the
+sources and writes one row per user and sweep point (docs/architecture.md "Results").
+
+A node that dies is named; the users it served get ``status: "failed"`` rows with null metrics
+and the reason, the others go on. The emulator needs every TX stream, so a dead TX or a dead
+emulator stops the sample plane and every row after it fails.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from testbed import registry
+from testbed.config.scenario import Scenario
+from testbed.config.topology import stream_matrix
+from testbed.errors import ProcessError, RadioError
+from testbed.runner.control import ControlClient, Drain, new_token
+from testbed.runner.graph import GAP_SAMPLES, Graph, build_graph, slotted
+from testbed.runner.launch import Launcher
+from testbed.runner.results import Results, UserBatch
+from testbed.systems.base import Decoded, Items
+
+TAIL_SAMPLES = 4096
+READY_TIMEOUT_S = 120.0
+
+
+@dataclass
+class SessionHooks:
+    """Optional callbacks: after the processes start (monitoring, fault injection in tests),
+    and before each batch (live control, e.g. changing a link's SNR mid-run)."""
+
+    on_start: Callable[["Session"], None] | None = None
+    before_batch: Callable[["Session", int, int], None] | None = None
+
+
+@dataclass
+class Session:
+    """Runs ``scenario`` with its items in ``workdir``; see module docstring."""
+
+    scenario: Scenario
+    items: Items
+    workdir: Path
+    progress: Callable[[str], None] = lambda s: None
+    hooks: SessionHooks = field(default_factory=SessionHooks)
+    on_point: Callable[[Results], None] = lambda results: None
+
+    def __post_init__(self) -> None:
+        self.topo = self.scenario.network()
+        self.radio = self.scenario.radio_config()
+        self.systems = {u.name: registry.create("system", self.scenario.system,
+                                                params={**self.scenario.system_params, **u.params},
+                                                seed=self.scenario.seed) for u in self.topo.users}
+        self.token = new_token()
+        self.slot = self._slot_samples()
+        self.graph: Graph = build_graph(self.scenario, self.token, self.slot, self.radio.sample_rate_sps)
+        self.launcher = Launcher(self.workdir)
+        self.clients: dict[str, ControlClient] = {}
+        self.dead: dict[str, str] = {}
+        self.drains: list[Drain] = []
+        self.plane_stopped: str | None = None
+        self.sample = 0
+        self.batch_count = 0
+        self.last_batch_end = 0.0
+        self.results = Results(self.topo, {n: s.label() for n, s in self.systems.items()})
+
+    def _slot_samples(self) -> int:
+        fading = [lk for lk in self.topo.links if lk.model != "awgn" and lk.coherence_samples == 0]
+        if not fading:
+            return 0
+        longest = max(s.max_frame_samples() for s in self.systems.values())
+        spread = max(math.ceil(lk.delay_samples) + len(lk.taps) for lk in fading)
+        return longest + GAP_SAMPLES + spread + 64
+
+    # -- processes -------------------------------------------------------------------------
+    def start(self) -> None:
+        check_radios(self.scenario)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        order = sorted(self.graph.processes.values(), key=lambda p: p.role != "rx_node")
+        for node in order:
+            self.launcher.start(node)
+            self.clients[node.name] = ControlClient(node.name, node.control, self.token)
+        for name in self.clients:
+            self._ask(name, "hello", READY_TIMEOUT_S)
+        if self.hooks.on_start is not None:
+            self.hooks.on_start(self)
+
+    def _ask(self, name: str, cmd: str, timeout_s: float, **fields: Any) -> tuple[dict, dict] | None:
+        self.clients[name].send(cmd, **fields)
+        return self._answer(name, timeout_s)
+
+    def _answer(self, name: str, timeout_s: float) -> tuple[dict, dict] | None:
+        """The reply of ``name``, or None after recording why it has none."""
+        try:
+            return self.clients[name].receive(timeout_s, alive=lambda: self.watch(name))
+        except ProcessError as err:
+            if name not in self.dead:
+                self._mark_dead(name, str(err))
+            return None
+
+    def watch(self, name: str) -> bool:
+        """Record every process that has died since the last look; whether ``name`` is alive."""
+        for other in self.launcher.procs:
+            if other not in self.dead and not self.launcher.alive(other):
+                self._mark_dead(other, self.launcher.reason(other))
+        return name not in self.dead
+
+    def _mark_dead(self, name: str, reason: str) -> None:
+        """A dead RX is replaced by a drain on the sample plane (the emulator keeps streaming to
+        the other receivers); a dead TX or emulator stops the sample plane."""
+        self.dead[name] = reason
+        node = self.graph.processes[name]
+        if node.role == "rx_node":
+            self.drains.append(Drain(node.spec["inputs"]))
+        else:
+            self.plane_stopped = self.plane_stopped or f"sample plane stopped: {reason}"
+
+    def stop(self) -> dict[str, dict]:
+        for name, client in self.clients.items():
+            if name not in self.dead and self.launcher.alive(name):
+                try:
+                    client.request("stop", 10.0, alive=lambda n=name: self.launcher.alive(n))
+                except ProcessError:
+                    pass
+            client.close()
+        statuses = self.launcher.stop_all()
+        for drain in self.drains:
+            drain.stop.set()
+        return statuses
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self) -> Results:
+        """Every sweep point and batch; the per-user results (processes stopped at the end)."""
+        try:
+            self.start()
+            for index, point in enumerate(self.topo.points()):
+                self.progress(f"{self.scenario.name}: point {index} " +
+                              ", ".join(f"{k} {v:g} dB" for k, v in point.items()))
+                self.set_point(point)
+                for batch in range(self.scenario.batches):
+                    if self.hooks.before_batch is not None:
+                        self.hooks.before_batch(self, index, batch)
+                    self.run_batch(index, point, self.batch_count)
+                    self.batch_count += 1
+                    self.last_batch_end = time.perf_counter()
+                self.on_point(self.results)
+        finally:
+            self.results.processes = self.stop()
+        return self.results
+
+    def set_point(self, point: dict[str, float]) -> None:
+        """Retune every emulator link and noise to ``point`` (applied at the next sample)."""
+        matrix = slotted(stream_matrix(self.topo, point, self.radio.sample_rate_sps), self.slot)
+        changes = [{"cmd": "set_link", "rx": j, "tx": i, "snr_db": s.snr_db, "gain_db": s.gain_db}
+                   for j, row in enumerate(matrix.specs) for i, s in enumerate(row)]
+        changes += [{"cmd": "set_noise", "rx": j, "noise_var": nv} for j, nv in enumerate(matrix.noise_var)]
+        self.control_channel(changes)
+
+    def control_channel(self, changes: list[dict[str, Any]]) -> None:
+        if "channel" not in self.dead:
+            self._ask("channel", "control", 30.0, changes=changes)
+
+    def run_batch(self, index: int, point: dict[str, float], batch: int) -> None:
+        """Encode, send and collect batch number ``batch`` (counted over the whole run)."""
+        arrays = {f"image/{name}": img for name, img in self.items}
+        names = [name for name, _ in self.items]
+        encoded: dict[str, dict] = {}
+        for tx in self.graph.tx():
+            if self.plane_stopped is None:
+                snr = min(point.get(f"{tx.spec['name'].split('.')[0]}->{u.rx}", 0.0)
+                          for u in self.topo.users if u.name in self.graph.flows[tx.name])
+                self.clients[tx.name].send("encode", arrays, items=names, snr_db=snr, batch=batch)
+        for tx in self.graph.tx():
+            if self.plane_stopped is None and (reply := self._answer(tx.name, self.scenario.timeout_s)):
+                encoded[tx.name] = reply[0]
+        total = 0
+        if self.plane_stopped is None:
+            total = max(r["samples"] for r in encoded.values()) + TAIL_SAMPLES
+            total = -(-total // self.slot) * self.slot if self.slot else total
+            for tx in self.graph.tx():
+                self._ask(tx.name, "send", 30.0, total_samples=total)
+        self._collect(index, point, batch, encoded, total)
+
+    def _collect(self, index: int, point: dict[str, float], batch: int, encoded: dict[str, dict], total: int) -> None:
+        manifests = {str(tx.spec["flow"]): encoded[tx.name]["manifest"] for tx in self.graph.tx() if tx.name in encoded}
+        asked = []
+        if self.plane_stopped is None:
+            self.sample += total
+            for rx in self.graph.rx():
+                if rx.name not in self.dead:
+                    self.clients[rx.name].send("collect", batch=batch, end_sample=self.sample, manifests=manifests,
+                                               timeout_s=self.scenario.timeout_s, idle_s=20.0)
+                    asked.append(rx.name)
+        replies = {name: self._answer(name, self.scenario.timeout_s + 30.0) for name in asked}
+        for rx in self.graph.rx():
+            for user in rx.spec["users"]:
+                self.results.add(index, point, self._user_batch(rx.name, user, replies.get(rx.name), encoded, total))
+
+    def _user_batch(self, rx: str, user: dict, reply: tuple[dict, dict] | None, encoded: dict[str, dict],
+                    total: int) -> UserBatch:
+        name = user["name"]
+        tx = next(p for p in self.graph.tx() if p.spec["flow"] == user["flow"])
+        failure = self.plane_stopped or self.dead.get(rx) or self.dead.get(tx.name)
+        if failure or reply is None:
+            return UserBatch(name, failed=failure or f"process {rx} gave no result")
+        msg, arrays = reply
+        decoded = Decoded(
+            images={k.split("/", 2)[2]: v for k, v in arrays.items() if k.startswith(f"{name}/image/")},
+            arrays={k.split("/", 2)[2]: v for k, v in arrays.items() if k.startswith(f"{name}/array/")})
+        enc = encoded[tx.name]
+        metrics = {**msg["users"][name], **self.systems[name].score(self.items, enc["manifest"], decoded)}
+        metrics.update(samples_sent=total, samples_received=msg["samples_received"],
+                       samples_lost=total - msg["samples_received"], csi_snr_db=enc["csi_snr_db"])
+        return UserBatch(name, metrics=metrics, images=decoded.images, csi_from=enc["csi_from"])
+
+
+def check_radios(scenario: Scenario) -> None:
+    """RadioError before any process starts when a node's radio is hardware that is not attached."""
+    for node in scenario.network().nodes:
+        cfg = scenario.radio_config(node.radio)
+        if cfg.backend == "zmq":
+            continue
+        backend = registry.create("radio", cfg.backend)
+        found = backend.discover()
+        args = ", ".join(f"{k}={v}" for k, v in cfg.model_dump().items() if k in ("device", "uri", "serial", "args") and v)
+        if not found:
+            raise RadioError(f"node {node.name}: radio {cfg.name!r} ({args or cfg.device}) is not attached; "
+                             f"no {cfg.backend} device was found")
+        raise RadioError(f"node {node.name}: radio {cfg.name!r} was found, but the network runner drives only "
+                         "virtual (zmq) radios so far; over-the-air nodes come with the radio backends issue")
+
+
+def mean_images(batches: list[UserBatch]) -> dict[str, np.ndarray]:
+    """The reconstructions of the first successful batch (for reports)."""
+    return next((b.images for b in batches if b.failed is None), {})
+
