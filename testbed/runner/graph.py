@@ -41,7 +41,7 @@ class Graph:
     of the first sweep point."""
 
     processes: dict[str, NodeProcess] = field(default_factory=dict)
-    flows: dict[str, list[str]] = field(default_factory=dict)
+    users_of: dict[str, list[str]] = field(default_factory=dict)
     matrix: StreamMatrix | None = None
 
     def tx(self) -> list[NodeProcess]:
@@ -53,6 +53,49 @@ class Graph:
 
 def _address() -> str:
     return endpoint(free_tcp_port())
+
+
+def tx_mode(topo: Topology, tx: str) -> tuple[str, int, int]:
+    """How TX node ``tx`` sends: (mode, stream index, number of streams).
+
+    - ``precoded``: several antennas and several users: one stream per user, zero-forcing
+      precoded onto the antennas (users run the ordinary receiver);
+    - ``stream``: one antenna, its RX has several antennas and hears several TX nodes: stream k
+      of a K-stream frame (MU-MIMO uplink, time-orthogonal training, LMMSE at the RX);
+    - ``single``: one ordinary frame stream from antenna 0 (single link, broadcast).
+    """
+    node = topo.node(tx)
+    users = [u for u in topo.users if u.tx == tx]
+    if node.antennas > 1 and len(users) > 1:
+        return "precoded", 0, len(users)
+    rx = topo.node(users[0].rx) if users else None
+    if rx is not None and rx.antennas > 1:
+        group = uplink_group(topo, rx.name)
+        if len(group) > 1:
+            return "stream", group.index(tx), len(group)
+    return "single", 0, 1
+
+
+def uplink_group(topo: Topology, rx: str) -> list[str]:
+    """TX nodes whose users are received at ``rx``, in topology order."""
+    txs = {u.tx for u in topo.users if u.rx == rx}
+    return [n.name for n in topo.tx_nodes() if n.name in txs]
+
+
+def assign_flows(topo: Topology) -> dict[str, int]:
+    """User -> flow id (the header's ``user`` field): one flow per TX node, except that a
+    precoded TX gives each of its users a flow of its own."""
+    flows: dict[str, int] = {}
+    nxt = 0
+    for node in topo.tx_nodes():
+        users = [u.name for u in topo.users if u.tx == node.name]
+        if tx_mode(topo, node.name)[0] == "precoded":
+            for user in users:
+                flows[user], nxt = nxt, nxt + 1
+        else:
+            flows.update({user: nxt for user in users})
+            nxt += 1
+    return flows
 
 
 def process_name(topo: Topology, node: str, side: str) -> str:
@@ -70,19 +113,20 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
     feedback = {n.name: _address() for n in topo.tx_nodes()}
     common = {"token": token, "system": scenario.system, "seed": scenario.seed}
     params = scenario.system_params
-    for flow, node in enumerate(topo.tx_nodes()):
+    flows = assign_flows(topo)
+    for node in topo.tx_nodes():
         name = process_name(topo, node.name, "tx")
         users = [u.name for u in topo.users if u.tx == node.name]
-        graph.flows[name] = users
+        graph.users_of[name] = users
+        mode, stream, n_streams = tx_mode(topo, node.name)
         graph.processes[name] = NodeProcess(name, "tx_node", {
-            **common, "name": name, "role": "tx_node", "control": _address(), "params": params, "flow": flow,
+            **common, "name": name, "role": "tx_node", "control": _address(), "params": params,
+            "flows": sorted({flows[u] for u in users}), "mode": mode, "stream": stream, "n_streams": n_streams,
             "antennas": node.antennas, "outputs": [tx_addr[(node.name, a)] for a in range(node.antennas)],
-            "slot_samples": slot_samples, "feedback": feedback[node.name],
-            "adapt": scenario.adapt})
-    flows = {n.name: i for i, n in enumerate(topo.tx_nodes())}
+            "slot_samples": slot_samples, "feedback": feedback[node.name], "adapt": scenario.adapt})
     for node in topo.rx_nodes():
         name = process_name(topo, node.name, "rx")
-        users = [{"name": u.name, "flow": flows[u.tx], "tx": u.tx, "params": {**params, **u.params}}
+        users = [{"name": u.name, "flow": flows[u.name], "tx": u.tx, "params": {**params, **u.params}}
                  for u in topo.users if u.rx == node.name]
         graph.processes[name] = NodeProcess(name, "rx_node", {
             **common, "name": name, "role": "rx_node", "control": _address(), "sample_rate_sps": sample_rate_sps,

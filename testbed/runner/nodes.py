@@ -16,6 +16,7 @@ Every node answers ``hello`` (ready), ``status`` and ``stop``.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any, Callable
@@ -27,8 +28,11 @@ from testbed import registry
 from testbed.channels.spec import ChannelSpec
 from testbed.gr.batch_source import BatchSource
 from testbed.gr.channel import ChannelBlock
+from testbed.gr.mimo_receiver import MimoReceiverSink
 from testbed.gr.receiver import ReceiverSink
 from testbed.phy.frame import Framer, slot_padding
+from testbed.phy.mimo_frame import MultiStreamFramer, frame_stream, payload_symbols
+from testbed.phy.precoding import grid_precoder, zero_forcing
 from testbed.phy.receiver import ReceivedFrame
 from testbed.runner.graph import GAP_SAMPLES, spec_dict
 from testbed.runner.control import Arrays, ControlServer, FeedbackReceiver, FeedbackSender
@@ -80,6 +84,7 @@ class TxProgram:
         self.system = registry.create("system", spec["system"], params=spec["params"], seed=spec["seed"])
         self.framer = Framer()
         self.pending: np.ndarray | None = None
+        self.jobs: dict[int, list] = {}
         self.feedback = FeedbackReceiver(spec["feedback"], spec["token"]) if spec.get("feedback") else None
         self.frames_sent = self.batches = 0
 
@@ -97,20 +102,41 @@ class TxProgram:
         return min(float(m["snr_db"]) for m in fb.latest.values()), "feedback"
 
     def encode(self, msg: dict, arrays: Arrays) -> Reply:
+        """Encode the batch once; every flow of this TX carries it (header ``user`` = flow)."""
         items = [(name, arrays[f"image/{name}"]) for name in msg["items"]]
         snr_db, origin = self.csi_snr_db(msg)
         encoded = self.system.encode(items, snr_db, int(msg["batch"]))
-        slot = int(self.spec.get("slot_samples", 0))
+        self.jobs = {flow: [dataclasses.replace(job, user=flow) for job in encoded.jobs] for flow in self.spec["flows"]}
+        self.frames_sent += len(encoded.jobs) * len(self.jobs)
+        return {"manifests": {str(flow): encoded.manifest for flow in self.spec["flows"]},
+                "payload_symbols": [payload_symbols(job) for job in encoded.jobs],
+                "csi_snr_db": snr_db, "csi_from": origin}, {}
+
+    def frame(self, msg: dict) -> Reply:
+        """Frame the encoded batch; ``payload_symbols`` (uplink streams) is the common OFDM
+        symbol count per frame of every TX of the frame, ``csi`` (precoded) the users' channels
+        to this TX's antennas, complex (K, Nt) as [re, im] pairs."""
+        mode, slot = self.spec["mode"], int(self.spec.get("slot_samples", 0))
+        flows = self.spec["flows"]
+        framer = None
+        if mode == "precoded":
+            h = np.asarray(msg["csi"], np.float64)
+            framer = MultiStreamFramer(precoder=grid_precoder(zero_forcing(h[..., 0] + 1j * h[..., 1],
+                                                                           power=float(self.source.n_outputs))))
         parts = []
-        for job in encoded.jobs:
-            frame = self.framer.frame(job.payload, job.fmt, system=job.system, user=self.spec["flow"], seq=job.seq)
-            parts += [frame, np.zeros(slot_padding(frame.size, GAP_SAMPLES, slot), np.complex64)]
-        wave = np.concatenate(parts) if parts else np.zeros(0, np.complex64)
-        self.pending = np.zeros((self.source.n_outputs, wave.size), np.complex64)
-        self.pending[0] = wave  # one stream from antenna 0 (precoded streams: issue of MU-MISO)
-        self.frames_sent += len(encoded.jobs)
-        return {"samples": int(wave.size), "manifest": encoded.manifest, "csi_snr_db": snr_db,
-                "csi_from": origin}, {}
+        for i, job in enumerate(self.jobs[flows[0]]):
+            if mode == "precoded":
+                wave = framer.frame([self.jobs[f][i] for f in flows])
+            elif mode == "stream":
+                wave = frame_stream(job, self.spec["stream"], self.spec["n_streams"], msg["payload_symbols"][i])[None]
+            else:
+                wave = self.framer.frame(job.payload, job.fmt, system=job.system, user=job.user, seq=job.seq)[None]
+            pad = np.zeros((self.source.n_outputs, slot_padding(wave.shape[1], GAP_SAMPLES, slot)), np.complex64)
+            full = np.zeros((self.source.n_outputs, wave.shape[1]), np.complex64)
+            full[: wave.shape[0]] = wave
+            parts += [full, pad]
+        self.pending = np.concatenate(parts, axis=1) if parts else np.zeros((self.source.n_outputs, 0), np.complex64)
+        return {"samples": int(self.pending.shape[1])}, {}
 
     def send(self, msg: dict) -> Reply:
         total = int(msg["total_samples"])
@@ -120,15 +146,18 @@ class TxProgram:
         wave[:, : self.pending.shape[1]] = self.pending
         self.source.push(wave)
         self.pending = None
+        self.jobs = {}
         self.batches += 1
         return {"queued": total}, {}
 
     def handle(self, msg: dict, arrays: Arrays) -> Reply:
         if msg["cmd"] == "encode":
             return self.encode(msg, arrays)
+        if msg["cmd"] == "frame":
+            return self.frame(msg)
         if msg["cmd"] == "send":
             return self.send(msg)
-        raise ValueError(f"tx node: unknown command {msg['cmd']!r}; allowed: encode, send, status, stop")
+        raise ValueError(f"tx node: unknown command {msg['cmd']!r}; allowed: encode, frame, send, status, stop")
 
     def status(self) -> dict[str, Any]:
         fb = self.feedback
@@ -144,14 +173,20 @@ def _has_batch(latest: dict[str, dict], batch: int) -> bool:
 def run_tx_node(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: name, role, control, token, system, params, seed, flow, antennas, outputs
     (one address per antenna), slot_samples, feedback (address or absent), adapt."""
+    tb, source = tx_flowgraph(spec)
+    program = TxProgram(spec, source)
+    return _serve(spec, tb, program.handle, program.status)
+
+
+def tx_flowgraph(spec: dict[str, Any]) -> tuple[gr.top_block, BatchSource]:
+    """BatchSource -> one gr-zeromq push_sink per antenna (flowgraphs/tx_node.grc)."""
     tb = gr.top_block(f"testbed_tx_{spec['name']}")
     source = BatchSource(spec["antennas"])
     source.set_min_output_buffer(BUFFER_ITEMS)
-    sinks = _zmq_sinks(spec["outputs"])
-    for a, sink in enumerate(sinks):
+    tb.sinks = _zmq_sinks(spec["outputs"])  # keep Python references to every block
+    for a, sink in enumerate(tb.sinks):
         tb.connect((source, a), sink)
-    program = TxProgram(spec, source)
-    return _serve(spec, tb, program.handle, program.status)
+    return tb, source
 
 
 class RxProgram:
@@ -213,7 +248,7 @@ class RxProgram:
         raise ValueError(f"rx node: unknown command {msg['cmd']!r}; allowed: collect, status, stop")
 
     def status(self) -> dict[str, Any]:
-        return {"samples_received": self.sink.receiver.counters.samples, "errors": self.sink.errors,
+        return {"samples_received": self.sink.samples_processed, "errors": self.sink.errors,
                 "feedback_dropped": self.feedback.dropped,
                 **{f"rx_{k}": v for k, v in self.sink.receiver.counters.as_dict().items()}}
 
@@ -227,30 +262,31 @@ def _arrays_of(user: str, decoded: Decoded) -> Arrays:
 def run_rx_node(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: name, role, control, token, system, seed, sample_rate_sps, inputs (one per antenna),
     users ([{name, flow, params}]), feedback (TX feedback addresses)."""
-    if len(spec["inputs"]) != 1:
-        raise ValueError(f"rx node {spec['name']}: {len(spec['inputs'])} antennas; this receiver takes 1 "
-                         "(the multi-antenna receiver is testbed.phy.mimo_receiver)")
-    tb = gr.top_block(f"testbed_rx_{spec['name']}")
-    sources = _zmq_sources(spec["inputs"])
     holder: dict[str, RxProgram] = {}
-    sink = ReceiverSink(spec["sample_rate_sps"], on_frame=lambda f: holder["p"].on_frame(f))
+    tb, sink = rx_flowgraph(spec, lambda frame: holder["p"].on_frame(frame))
     program = holder["p"] = RxProgram(spec, sink)
-    tb.connect(sources[0], sink)
     return _serve(spec, tb, program.handle, program.status)
+
+
+def rx_flowgraph(spec: dict[str, Any], deliver: Callable[[ReceivedFrame], None]) -> tuple[gr.top_block, Any]:
+    """One gr-zeromq pull_source per antenna -> ReceiverSink (one antenna) or MimoReceiverSink
+    (flowgraphs/rx_node.grc)."""
+    tb = gr.top_block(f"testbed_rx_{spec['name']}")
+    tb.sources = _zmq_sources(spec["inputs"])
+    if len(tb.sources) == 1:
+        sink = ReceiverSink(spec["sample_rate_sps"], on_frame=deliver)
+    else:
+        sink = MimoReceiverSink(len(tb.sources), on_frame=deliver)
+    for a, source in enumerate(tb.sources):
+        tb.connect(source, (sink, a))
+    return tb, sink
 
 
 def run_channel_node(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: name, role, control, token, inputs, outputs, links (n_rx x n_tx ChannelSpec dicts),
     noise_var, seed."""
-    tb = gr.top_block("testbed_channel_node")
-    links = [[ChannelSpec(**_spec_fields(d)) for d in row] for row in spec["links"]]
-    chan = ChannelBlock(links, seed=spec["seed"], noise_var=spec["noise_var"])
-    chan.set_min_output_buffer(BUFFER_ITEMS)
-    sources, sinks = _zmq_sources(spec["inputs"]), _zmq_sinks(spec["outputs"])
-    for i, src in enumerate(sources):
-        tb.connect(src, (chan, i))
-    for j, sink in enumerate(sinks):
-        tb.connect((chan, j), sink)
+    tb, chan = channel_flowgraph(spec)
+    sources, sinks = tb.sources, tb.sinks
 
     def handle(msg: dict, arrays: Arrays) -> Reply:
         if msg["cmd"] != "control":
@@ -267,6 +303,32 @@ def run_channel_node(spec: dict[str, Any]) -> dict[str, Any]:
                 "bad_controls": chan.bad_controls}
 
     return _serve(spec, tb, handle, status)
+
+
+def channel_flowgraph(spec: dict[str, Any]) -> tuple[gr.top_block, ChannelBlock]:
+    """pull_source per TX antenna -> ChannelBlock -> push_sink per RX antenna
+    (flowgraphs/channel_node.grc)."""
+    tb = gr.top_block("testbed_channel_node")
+    links = [[ChannelSpec(**_spec_fields(d)) for d in row] for row in spec["links"]]
+    chan = ChannelBlock(links, seed=spec["seed"], noise_var=spec["noise_var"], **irs_arguments(spec))
+    chan.set_min_output_buffer(BUFFER_ITEMS)
+    tb.sources, tb.sinks = _zmq_sources(spec["inputs"]), _zmq_sinks(spec["outputs"])
+    for i, src in enumerate(tb.sources):
+        tb.connect(src, (chan, i))
+    for j, sink in enumerate(tb.sinks):
+        tb.connect((chan, j), sink)
+    return tb, chan
+
+
+def irs_arguments(spec: dict[str, Any]) -> dict[str, Any]:
+    """``irs`` and ``irs_links`` of the ChannelBlock when the scenario has a software IRS."""
+    if not spec.get("irs"):
+        return {}
+    from testbed.config.irs import IrsConfig
+
+    irs = IrsConfig.model_validate(spec["irs"]["config"]).channel(spec["seed"])
+    links = {(int(j), int(i)): (int(r), int(t)) for j, i, r, t in spec["irs"]["links"]}
+    return {"irs": irs, "irs_links": links, "log_h": True}
 
 
 def _change(change: dict[str, Any]) -> dict[str, Any]:

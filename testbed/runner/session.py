@@ -26,7 +26,9 @@ from testbed.config.scenario import Scenario
 from testbed.config.topology import stream_matrix
 from testbed.errors import ProcessError, RadioError
 from testbed.runner.control import ControlClient, Drain, new_token
-from testbed.runner.graph import GAP_SAMPLES, Graph, build_graph, slotted
+from testbed.phy.frame import FrameLayout
+from testbed.phy.mimo_frame import slot_len
+from testbed.runner.graph import GAP_SAMPLES, Graph, build_graph, slotted, tx_mode
 from testbed.runner.launch import Launcher
 from testbed.runner.results import Results, UserBatch
 from testbed.systems.base import Decoded, Items
@@ -79,6 +81,9 @@ class Session:
         if not fading:
             return 0
         longest = max(s.max_frame_samples() for s in self.systems.values())
+        streams = max(tx_mode(self.topo, n.name)[2] if tx_mode(self.topo, n.name)[0] == "stream" else 1
+                      for n in self.topo.tx_nodes())
+        longest += (streams - 1) * slot_len(FrameLayout())  # the other streams' training slots
         spread = max(math.ceil(lk.delay_samples) + len(lk.taps) for lk in fading)
         return longest + GAP_SAMPLES + spread + 64
 
@@ -171,28 +176,68 @@ class Session:
             self._ask("channel", "control", 30.0, changes=changes)
 
     def run_batch(self, index: int, point: dict[str, float], batch: int) -> None:
-        """Encode, send and collect batch number ``batch`` (counted over the whole run)."""
+        """Encode, frame, send and collect batch number ``batch`` (counted over the whole run)."""
+        encoded = self._encode(point, batch)
+        total = 0
+        if self.plane_stopped is None:
+            samples = self._frame(encoded)
+            if self.plane_stopped is None:
+                total = max(samples) + TAIL_SAMPLES
+                total = -(-total // self.slot) * self.slot if self.slot else total
+                for tx in self.graph.tx():
+                    self._ask(tx.name, "send", 30.0, total_samples=total)
+        self._collect(index, point, batch, encoded, total)
+
+    def _encode(self, point: dict[str, float], batch: int) -> dict[str, dict]:
+        """Every TX encodes the batch in parallel; the nominal SNR of its weakest user is its CSI."""
         arrays = {f"image/{name}": img for name, img in self.items}
         names = [name for name, _ in self.items]
-        encoded: dict[str, dict] = {}
         for tx in self.graph.tx():
+            node = tx.spec["name"].split(".")[0]
+            snr = min(point.get(f"{node}->{u.rx}", 0.0) for u in self.topo.users if u.name in self.graph.users_of[tx.name])
             if self.plane_stopped is None:
-                snr = min(point.get(f"{tx.spec['name'].split('.')[0]}->{u.rx}", 0.0)
-                          for u in self.topo.users if u.name in self.graph.flows[tx.name])
                 self.clients[tx.name].send("encode", arrays, items=names, snr_db=snr, batch=batch)
+        encoded = {}
         for tx in self.graph.tx():
             if self.plane_stopped is None and (reply := self._answer(tx.name, self.scenario.timeout_s)):
                 encoded[tx.name] = reply[0]
-        total = 0
-        if self.plane_stopped is None:
-            total = max(r["samples"] for r in encoded.values()) + TAIL_SAMPLES
-            total = -(-total // self.slot) * self.slot if self.slot else total
-            for tx in self.graph.tx():
-                self._ask(tx.name, "send", 30.0, total_samples=total)
-        self._collect(index, point, batch, encoded, total)
+        return encoded
+
+    def _frame(self, encoded: dict[str, dict]) -> list[int]:
+        """Every TX frames its batch: uplink streams get the common payload length per frame,
+        precoded TXs the genie CSI of their users; the sample count of each."""
+        streams = [encoded[tx.name]["payload_symbols"] for tx in self.graph.tx() if tx.spec["mode"] == "stream"]
+        if streams and len({len(s) for s in streams}) > 1:
+            raise ProcessError(f"uplink TX nodes made different frame counts {[len(s) for s in streams]}; "
+                               "allowed: equal counts (one K-stream frame per frame index)")
+        common = [max(col) for col in zip(*streams)] if streams else None
+        csi = self._genie_h() if any(tx.spec["mode"] == "precoded" for tx in self.graph.tx()) else None
+        for tx in self.graph.tx():
+            fields = {"payload_symbols": common if tx.spec["mode"] == "stream" else None}
+            if tx.spec["mode"] == "precoded":
+                fields["csi"] = self._csi_of(tx, csi)
+            self.clients[tx.name].send("frame", **fields)
+        replies = [self._answer(tx.name, self.scenario.timeout_s) for tx in self.graph.tx()]
+        return [r[0]["samples"] for r in replies if r is not None]
+
+    def _genie_h(self) -> np.ndarray:
+        """The emulator's H in force, complex (n_rx_streams, n_tx_streams) (perfect CSI)."""
+        reply = self._ask("channel", "status", 30.0)
+        h = np.asarray(reply[0]["realised_h"]) if reply else np.zeros((1, 1, 2))
+        return h[..., 0] + 1j * h[..., 1]
+
+    def _csi_of(self, tx, h: np.ndarray) -> list:
+        """Rows of ``tx``'s users (antenna 0 of their RX, flow order), columns of its antennas."""
+        node = tx.spec["name"].split(".")[0]
+        matrix = self.graph.matrix
+        cols = [i for i, (n, _) in enumerate(matrix.tx_streams) if n == node]
+        users = [u for u in self.topo.users if u.tx == node]
+        rows = [matrix.rx_streams.index((u.rx, 0)) for u in users]
+        sub = h[np.ix_(rows, cols)]
+        return np.stack([sub.real, sub.imag], axis=-1).tolist()
 
     def _collect(self, index: int, point: dict[str, float], batch: int, encoded: dict[str, dict], total: int) -> None:
-        manifests = {str(tx.spec["flow"]): encoded[tx.name]["manifest"] for tx in self.graph.tx() if tx.name in encoded}
+        manifests = {flow: m for reply in encoded.values() for flow, m in reply["manifests"].items()}
         asked = []
         if self.plane_stopped is None:
             self.sample += total
@@ -209,7 +254,7 @@ class Session:
     def _user_batch(self, rx: str, user: dict, reply: tuple[dict, dict] | None, encoded: dict[str, dict],
                     total: int) -> UserBatch:
         name = user["name"]
-        tx = next(p for p in self.graph.tx() if p.spec["flow"] == user["flow"])
+        tx = next(p for p in self.graph.tx() if user["flow"] in p.spec["flows"])
         failure = self.plane_stopped or self.dead.get(rx) or self.dead.get(tx.name)
         if failure or reply is None:
             return UserBatch(name, failed=failure or f"process {rx} gave no result")
@@ -218,7 +263,8 @@ class Session:
             images={k.split("/", 2)[2]: v for k, v in arrays.items() if k.startswith(f"{name}/image/")},
             arrays={k.split("/", 2)[2]: v for k, v in arrays.items() if k.startswith(f"{name}/array/")})
         enc = encoded[tx.name]
-        metrics = {**msg["users"][name], **self.systems[name].score(self.items, enc["manifest"], decoded)}
+        manifest = enc["manifests"][str(user["flow"])]
+        metrics = {**msg["users"][name], **self.systems[name].score(self.items, manifest, decoded)}
         metrics.update(samples_sent=total, samples_received=msg["samples_received"],
                        samples_lost=total - msg["samples_received"], csi_snr_db=enc["csi_snr_db"])
         return UserBatch(name, metrics=metrics, images=decoded.images, csi_from=enc["csi_from"])
