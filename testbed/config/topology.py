@@ -48,6 +48,7 @@ class NodeConfig(BaseModel):
     host: Literal["local"] = "local"
     cfo_hz: float = 0.0
     noise_db: float | list[float] | None = None
+    position_m: tuple[float, float, float] | None = None
 
     @property
     def transmits(self) -> bool:
@@ -104,6 +105,28 @@ class SweepAxis(BaseModel):
     values: list[float] = Field(min_length=1)
 
 
+class IrsStep(BaseModel):
+    """Set the surface's phases before run batch ``batch`` (counted over the whole run):
+    ``zero`` (all 0), ``random`` (uniform, from the seed) or ``optimal`` for ``link``
+    (the co-phasing closed form, quantised to the surface's ``phase_bits``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    batch: int = Field(ge=0)
+    phases: Literal["zero", "random", "optimal"]
+    link: str | None = None
+
+
+class IrsTopology(BaseModel):
+    """A software IRS between nodes: ``surface`` holds the fields of testbed.config.irs.IrsConfig
+    except the node positions (taken from the nodes' ``position_m``); the links in ``links`` are
+    realised by the cascaded channel (their ``model`` is not used; ``gain_db`` scales it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    surface: dict[str, Any] = Field(default_factory=dict)
+    links: list[str] = Field(min_length=1)
+    schedule: list[IrsStep] = Field(default_factory=list)
+
+
 class Topology(BaseModel):
     """Nodes, users, links and sweep axes of a scenario (see module docstring)."""
 
@@ -112,6 +135,7 @@ class Topology(BaseModel):
     users: list[UserConfig] = Field(min_length=1)
     links: list[LinkConfig] = Field(min_length=1)
     sweep: list[SweepAxis] = Field(default_factory=list)
+    irs: IrsTopology | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Topology":
@@ -119,6 +143,18 @@ class Topology(BaseModel):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def irs_config(self) -> dict[str, Any]:
+        """The IrsConfig fields: the surface plus the positions of the TX and RX nodes (in
+        ``tx_nodes()`` / ``rx_nodes()`` order; nodes without a position sit at the origin)."""
+        origin = (0.0, 0.0, 0.0)
+        return {**self.irs.surface, "tx_positions_m": [n.position_m or origin for n in self.tx_nodes()],
+                "rx_positions_m": [n.position_m or origin for n in self.rx_nodes()]}
+
+    def irs_pair(self, key: str) -> tuple[int, int]:
+        """(RX node index, TX node index) of link ``key`` in the IRS channel."""
+        link = next(lk for lk in self.links if lk.key == key)
+        return ([n.name for n in self.rx_nodes()].index(link.rx), [n.name for n in self.tx_nodes()].index(link.tx))
 
     def node(self, name: str) -> NodeConfig:
         return next(n for n in self.nodes if n.name == name)
@@ -237,6 +273,35 @@ def topology_problems(topo: Topology) -> list[str]:
             problems.append(f"topology.sweep.{i}.link = {axis.link!r} is unknown; allowed: {', '.join(keys)}")
         if axis.axis == "snr_db" and axis.link is None:
             problems.append(f"topology.sweep.{i}: axis snr_db needs a link; allowed: one of {', '.join(keys)}")
+    problems += _irs_problems(topo, nodes, keys)
+    return problems
+
+
+def _irs_problems(topo: Topology, nodes: dict[str, NodeConfig], keys: list[str]) -> list[str]:
+    if topo.irs is None:
+        return []
+    from pydantic import ValidationError
+
+    from testbed.config.irs import IrsConfig
+    from testbed.config.yaml_io import format_validation_error
+
+    problems = []
+    for i, key in enumerate(topo.irs.links):
+        if key not in keys:
+            problems.append(f"topology.irs.links.{i} = {key!r} is unknown; allowed: {', '.join(keys)}")
+            continue
+        for name in key.split("->"):
+            if nodes[name].antennas != 1 or nodes[name].position_m is None:
+                problems.append(f"topology.irs.links.{i} = {key!r}: node {name!r} needs one antenna and a "
+                                f"position_m; allowed: single-antenna nodes with positions")
+    for i, step in enumerate(topo.irs.schedule):
+        if step.link is not None and step.link not in topo.irs.links:
+            problems.append(f"topology.irs.schedule.{i}.link = {step.link!r} is not an IRS link; "
+                            f"allowed: {', '.join(topo.irs.links)}")
+    try:
+        IrsConfig.model_validate(topo.irs_config())
+    except ValidationError as err:
+        problems += format_validation_error(err, "topology.irs.surface", IrsConfig).splitlines()
     return problems
 
 

@@ -135,8 +135,22 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
     graph.processes["channel"] = NodeProcess("channel", "channel_node", {
         **common, "name": "channel", "role": "channel_node", "control": _address(),
         "inputs": [tx_addr[s] for s in matrix.tx_streams], "outputs": [rx_addr[s] for s in matrix.rx_streams],
-        "links": [[spec_dict(s) for s in row] for row in matrix.specs], "noise_var": matrix.noise_var})
+        "links": [[spec_dict(s) for s in row] for row in matrix.specs], "noise_var": matrix.noise_var,
+        "irs": irs_spec(topo, matrix)})
     return graph
+
+
+def irs_spec(topo: Topology, matrix: StreamMatrix) -> dict[str, Any] | None:
+    """The channel node's IRS: its config and the emulator links it realises as
+    [[rx stream, tx stream, rx node index, tx node index], ...]."""
+    if topo.irs is None:
+        return None
+    links = []
+    for key in topo.irs.links:
+        tx, rx = key.split("->")
+        r, t = topo.irs_pair(key)
+        links.append([matrix.rx_streams.index((rx, 0)), matrix.tx_streams.index((tx, 0)), r, t])
+    return {"config": topo.irs_config(), "links": links}
 
 
 def slotted(matrix: StreamMatrix, slot_samples: int) -> StreamMatrix:

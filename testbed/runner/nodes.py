@@ -236,6 +236,8 @@ class RxProgram:
             mine = [f for f in frames if f.header.user == user["flow"]]
             decoded = self.systems[user["name"]].decode(mine, manifest)
             reply["users"][user["name"]] = frame_stats(mine, int(manifest["frames"]))
+            reply["users"][user["name"]]["frame_log"] = [[int(f.start), float(f.snr_est_db), bool(f.payload_ok)]
+                                                         for f in mine]
             arrays.update(_arrays_of(user["name"], decoded))
         snrs = [f.snr_est_db for f in frames]
         if snrs:

@@ -28,6 +28,7 @@ class UserBatch:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     failed: str | None = None
     csi_from: str = "nominal"
+    frame_log: list[list] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +44,13 @@ class Results:
     def add(self, index: int, point: dict[str, float], outcome: UserBatch) -> None:
         self.points[index] = point
         self.batches.setdefault((index, outcome.user), []).append(outcome)
+
+    def frame_logs(self) -> dict[str, list[list]]:
+        """Per user, every received frame as [run batch, start sample at its RX, snr_est_db, payload_ok]."""
+        logs: dict[str, list[list]] = {}
+        for (_, user), batches in self.batches.items():
+            logs.setdefault(user, []).extend(entry for b in batches for entry in b.frame_log)
+        return logs
 
     def rows(self) -> list[dict[str, Any]]:
         return [self.row(index, user) for (index, user) in self.batches]

@@ -78,7 +78,8 @@ def _document(session: Session, results) -> dict:
     return {"scenario": scenario.name, "system": scenario.system, "rows": results.rows(),
             "config": scenario.model_dump(), "radio": session.radio.model_dump(), "versions": versions(),
             "models": {_relative(p): sha256(p) for p in sorted(files)}, "problems": problems,
-            "processes": results.processes}
+            "processes": results.processes, "slot_samples": session.slot, "frames": results.frame_logs(),
+            "channel_changes": results.processes.get("channel", {}).get("changes", [])}
 
 
 def _relative(path: Path) -> str:

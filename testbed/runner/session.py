@@ -153,6 +153,7 @@ class Session:
                               ", ".join(f"{k} {v:g} dB" for k, v in point.items()))
                 self.set_point(point)
                 for batch in range(self.scenario.batches):
+                    self._irs_schedule()
                     if self.hooks.before_batch is not None:
                         self.hooks.before_batch(self, index, batch)
                     self.run_batch(index, point, self.batch_count)
@@ -170,6 +171,27 @@ class Session:
                    for j, row in enumerate(matrix.specs) for i, s in enumerate(row)]
         changes += [{"cmd": "set_noise", "rx": j, "noise_var": nv} for j, nv in enumerate(matrix.noise_var)]
         self.control_channel(changes)
+
+    def _irs_schedule(self) -> None:
+        """Apply the IRS steps due before this batch (phases land at a sample the channel logs)."""
+        if self.topo.irs is None:
+            return
+        for step in self.topo.irs.schedule:
+            if step.batch == self.batch_count:
+                self.control_channel([{"cmd": "set_irs", "phases": self.irs_phases(step).tolist()}])
+
+    def irs_phases(self, step) -> np.ndarray:
+        """The phase vector (radians) of an IRS step, from the same IRS channel as the emulator's."""
+        from testbed.config.irs import IrsConfig
+
+        config = IrsConfig.model_validate(self.topo.irs_config())
+        channel = config.channel(self.scenario.seed)
+        if step.phases == "zero":
+            return np.zeros(channel.n_elements)
+        if step.phases == "random":
+            return np.random.default_rng([self.scenario.seed, step.batch]).uniform(0, 2 * np.pi, channel.n_elements)
+        rx, tx = self.topo.irs_pair(step.link or self.topo.irs.links[0])
+        return channel.best_phases(rx, tx, block=0, bits=config.phase_bits)
 
     def control_channel(self, changes: list[dict[str, Any]]) -> None:
         if "channel" not in self.dead:
@@ -249,10 +271,11 @@ class Session:
         replies = {name: self._answer(name, self.scenario.timeout_s + 30.0) for name in asked}
         for rx in self.graph.rx():
             for user in rx.spec["users"]:
-                self.results.add(index, point, self._user_batch(rx.name, user, replies.get(rx.name), encoded, total))
+                self.results.add(index, point, self._user_batch(rx.name, user, replies.get(rx.name), encoded, total,
+                                                                       batch))
 
     def _user_batch(self, rx: str, user: dict, reply: tuple[dict, dict] | None, encoded: dict[str, dict],
-                    total: int) -> UserBatch:
+                    total: int, batch: int) -> UserBatch:
         name = user["name"]
         tx = next(p for p in self.graph.tx() if user["flow"] in p.spec["flows"])
         failure = self.plane_stopped or self.dead.get(rx) or self.dead.get(tx.name)
@@ -264,10 +287,12 @@ class Session:
             arrays={k.split("/", 2)[2]: v for k, v in arrays.items() if k.startswith(f"{name}/array/")})
         enc = encoded[tx.name]
         manifest = enc["manifests"][str(user["flow"])]
-        metrics = {**msg["users"][name], **self.systems[name].score(self.items, manifest, decoded)}
+        stats = dict(msg["users"][name])
+        frame_log = [[batch, *entry] for entry in stats.pop("frame_log")]
+        metrics = {**stats, **self.systems[name].score(self.items, manifest, decoded)}
         metrics.update(samples_sent=total, samples_received=msg["samples_received"],
                        samples_lost=total - msg["samples_received"], csi_snr_db=enc["csi_snr_db"])
-        return UserBatch(name, metrics=metrics, images=decoded.images, csi_from=enc["csi_from"])
+        return UserBatch(name, metrics=metrics, images=decoded.images, csi_from=enc["csi_from"], frame_log=frame_log)
 
 
 def check_radios(scenario: Scenario) -> None:
