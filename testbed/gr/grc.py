@@ -31,11 +31,13 @@ from testbed.gr.receiver import ReceiverSink
 from testbed.phy.payload import PayloadFormat
 
 if TYPE_CHECKING:  # the neural and image blocks import ONNX Runtime and Pillow: loaded when first made
+    from testbed.gr.batch_source import BatchSource
+    from testbed.gr.mimo_receiver import MimoReceiverSink
     from testbed.gr.image_io import ImageSink, ImageSource
     from testbed.gr.neural import NeuralDecoder, NeuralEncoder
 
-__all__ = ["channel_broadcast", "channel_matrix", "channel_single_link", "framer_source", "image_sink",
-           "image_source", "neural_decoder", "neural_encoder", "receiver_sink"]
+__all__ = ["batch_source", "channel_broadcast", "channel_matrix", "channel_single_link", "framer_source",
+           "image_sink", "image_source", "mimo_receiver_sink", "neural_decoder", "neural_encoder", "receiver_sink"]
 
 
 def framer_source(modulation: str = "qpsk", code: str = "none", gap_samples: int = 400, idle_zeros: bool = False,
@@ -171,3 +173,19 @@ def image_sink(out_dir: str = "") -> "ImageSink":
     from testbed.gr.image_io import ImageSink
 
     return ImageSink(str(out_dir))
+
+
+def batch_source(n_outputs: int = 1) -> "BatchSource":
+    """A :class:`~testbed.gr.batch_source.BatchSource` (the TX node's source): ``push`` queues
+    complex64 (n_outputs, n) waveforms from Python; n_outputs complex64 outputs, one per antenna."""
+    from testbed.gr.batch_source import BatchSource
+
+    return BatchSource(int(n_outputs))
+
+
+def mimo_receiver_sink(n_antennas: int = 1) -> "MimoReceiverSink":
+    """A :class:`~testbed.gr.mimo_receiver.MimoReceiverSink` of n_antennas complex64 inputs; frames
+    go to its ``on_frame`` callback (set it from Python)."""
+    from testbed.gr.mimo_receiver import MimoReceiverSink
+
+    return MimoReceiverSink(int(n_antennas))

@@ -141,3 +141,20 @@ def test_an_out_of_tree_system_with_two_decoders_runs_over_the_broadcast(tmp_pat
     assert set(out.document["models"]) == {str(plugin / f) for f in
                                            ("toy-a.encoder.onnx", "toy-a.decoder.onnx", "toy-b.decoder.onnx")}
     assert _git_state() == before  # nothing outside the temporary folder changed
+
+
+def test_a_killed_transmitter_fails_every_user_and_the_cli_exits_non_zero(tmp_path):
+    import typer
+
+    from testbed.cli import _exit_if_all_failed
+
+    def kill_bs(session, point, batch):
+        if batch == 1:
+            session.launcher.procs["bs"].send_signal(signal.SIGKILL)
+
+    out = run_scenario(_broadcast([20.0, 20.0], batches=2), tmp_path, hooks=SessionHooks(before_batch=kill_bs))
+    rows = out.document["rows"]
+    assert all(r["status"] == "failed" and "bs" in r["reason"] and r["psnr_db"] is None for r in rows), rows
+    with pytest.raises(typer.Exit) as exit_info:
+        _exit_if_all_failed(out.document)
+    assert exit_info.value.exit_code == 1
