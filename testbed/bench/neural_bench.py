@@ -15,6 +15,7 @@ from testbed.channels.spec import ChannelSpec
 from testbed.data.images import default_images
 from testbed.onnx.session import OnnxModel
 from testbed.runner.chain import run_chain
+from testbed.systems.base import evaluate
 from testbed.systems.deepjscc.system import DeepJsccSystem
 
 

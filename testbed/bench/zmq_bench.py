@@ -12,6 +12,7 @@ from pathlib import Path
 from testbed.channels.spec import ChannelSpec
 from testbed.radios.virtual import endpoint, free_tcp_port
 from testbed.runner.chain import TAIL_SAMPLES, run_chain, stream_samples
+from testbed.systems.base import evaluate
 from testbed.systems.link import LinkSystem
 
 

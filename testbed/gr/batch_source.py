@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 
 import numpy as np
 from gnuradio import gr
+
+IDLE_RETURN_S = 0.5
+"""Longest wait inside one work call: a flowgraph stopped without ``halt`` still stops."""
 
 
 class BatchSource(gr.sync_block):
@@ -25,6 +29,7 @@ class BatchSource(gr.sync_block):
         self._wake = threading.Event()
         self._head = np.zeros((n_outputs, 0), np.complex64)
         self.samples_queued = self.samples_sent = 0
+        self._halted = False
 
     def push(self, waveform: np.ndarray) -> None:
         wave = np.asarray(waveform, np.complex64)
@@ -35,15 +40,24 @@ class BatchSource(gr.sync_block):
             self.samples_queued += wave.shape[1]
         self._wake.set()
 
+    def halt(self) -> None:
+        """Let ``work`` return so the flowgraph can stop; call it before ``top_block.stop()``."""
+        self._halted = True
+        self._wake.set()
+
     def work(self, input_items, output_items):
-        if self._head.shape[1] == 0:
+        deadline = time.monotonic() + IDLE_RETURN_S
+        while self._head.shape[1] == 0:
             with self._lock:
                 if self._queue:
                     self._head = self._queue.popleft()
-            if self._head.shape[1] == 0:
-                self._wake.wait(0.01)
+                    break
                 self._wake.clear()
+            if self._halted:
+                return -1
+            if time.monotonic() > deadline:
                 return 0
+            self._wake.wait(0.05)
         n = min(len(output_items[0]), self._head.shape[1])
         for out, row in zip(output_items, self._head):
             out[:n] = row[:n]

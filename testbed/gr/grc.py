@@ -33,11 +33,13 @@ from testbed.phy.payload import PayloadFormat
 if TYPE_CHECKING:  # the neural and image blocks import ONNX Runtime and Pillow: loaded when first made
     from testbed.gr.batch_source import BatchSource
     from testbed.gr.mimo_receiver import MimoReceiverSink
+    from testbed.gr.zmq_source import ZmqPullSource
     from testbed.gr.image_io import ImageSink, ImageSource
     from testbed.gr.neural import NeuralDecoder, NeuralEncoder
 
 __all__ = ["batch_source", "channel_broadcast", "channel_matrix", "channel_single_link", "framer_source",
-           "image_sink", "image_source", "mimo_receiver_sink", "neural_decoder", "neural_encoder", "receiver_sink"]
+           "image_sink", "image_source", "mimo_receiver_sink", "neural_decoder", "neural_encoder", "receiver_sink",
+           "zmq_pull_source"]
 
 
 def framer_source(modulation: str = "qpsk", code: str = "none", gap_samples: int = 400, idle_zeros: bool = False,
@@ -181,6 +183,14 @@ def batch_source(n_outputs: int = 1) -> "BatchSource":
     from testbed.gr.batch_source import BatchSource
 
     return BatchSource(int(n_outputs))
+
+
+def zmq_pull_source(address: str, hwm: int = -1) -> "ZmqPullSource":
+    """A :class:`~testbed.gr.zmq_source.ZmqPullSource`: complex64 out of the gr-zeromq push_sink
+    bound at ``address`` (the RX side of a virtual radio in a network run)."""
+    from testbed.gr.zmq_source import ZmqPullSource
+
+    return ZmqPullSource(str(address), int(hwm))
 
 
 def mimo_receiver_sink(n_antennas: int = 1) -> "MimoReceiverSink":

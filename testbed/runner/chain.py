@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from testbed.channels.spec import ChannelSpec
 from testbed.phy.frame import FrameJob, FrameLayout, slot_padding

@@ -30,6 +30,7 @@ from testbed.gr.batch_source import BatchSource
 from testbed.gr.channel import ChannelBlock
 from testbed.gr.mimo_receiver import MimoReceiverSink
 from testbed.gr.receiver import ReceiverSink
+from testbed.gr.zmq_source import ZmqPullSource
 from testbed.phy.frame import Framer, slot_padding
 from testbed.phy.mimo_frame import MultiStreamFramer, frame_stream, payload_symbols
 from testbed.phy.precoding import grid_precoder, zero_forcing
@@ -63,6 +64,7 @@ def _serve(spec: dict[str, Any], tb: gr.top_block, handler: Callable[[dict, Arra
     try:
         server.serve(handle)
     finally:
+        _halt(tb)
         tb.stop()
         tb.wait()
     return {"role": spec["role"], "node": spec["name"], "stopped": "done", "refused": server.refused, **status()}
@@ -72,8 +74,15 @@ def _zmq_sinks(addresses: list[str]) -> list:
     return [zeromq.push_sink(gr.sizeof_gr_complex, 1, a, 100, False, -1) for a in addresses]
 
 
-def _zmq_sources(addresses: list[str]) -> list:
-    return [zeromq.pull_source(gr.sizeof_gr_complex, 1, a, 100, False, -1) for a in addresses]
+def _zmq_sources(addresses: list[str]) -> list[ZmqPullSource]:
+    """PULL sources for gr-zeromq push_sinks (testbed.gr.zmq_source says why not pull_source)."""
+    return [ZmqPullSource(a) for a in addresses]
+
+
+def _halt(tb: gr.top_block) -> None:
+    """Release every block that waits inside work (sources), so ``tb.stop()`` returns."""
+    for block in getattr(tb, "halting", []):
+        block.halt()
 
 
 class TxProgram:
@@ -184,6 +193,7 @@ def tx_flowgraph(spec: dict[str, Any]) -> tuple[gr.top_block, BatchSource]:
     source = BatchSource(spec["antennas"])
     source.set_min_output_buffer(BUFFER_ITEMS)
     tb.sinks = _zmq_sinks(spec["outputs"])  # keep Python references to every block
+    tb.halting = [source]
     for a, sink in enumerate(tb.sinks):
         tb.connect((source, a), sink)
     return tb, source
@@ -274,7 +284,7 @@ def rx_flowgraph(spec: dict[str, Any], deliver: Callable[[ReceivedFrame], None])
     """One gr-zeromq pull_source per antenna -> ReceiverSink (one antenna) or MimoReceiverSink
     (flowgraphs/rx_node.grc)."""
     tb = gr.top_block(f"testbed_rx_{spec['name']}")
-    tb.sources = _zmq_sources(spec["inputs"])
+    tb.sources = tb.halting = _zmq_sources(spec["inputs"])
     if len(tb.sources) == 1:
         sink = ReceiverSink(spec["sample_rate_sps"], on_frame=deliver)
     else:
@@ -315,6 +325,7 @@ def channel_flowgraph(spec: dict[str, Any]) -> tuple[gr.top_block, ChannelBlock]
     chan = ChannelBlock(links, seed=spec["seed"], noise_var=spec["noise_var"], **irs_arguments(spec))
     chan.set_min_output_buffer(BUFFER_ITEMS)
     tb.sources, tb.sinks = _zmq_sources(spec["inputs"]), _zmq_sinks(spec["outputs"])
+    tb.halting = tb.sources
     for i, src in enumerate(tb.sources):
         tb.connect(src, (chan, i))
     for j, sink in enumerate(tb.sinks):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from gnuradio import blocks, gr, zeromq
+from gnuradio import gr, zeromq
 
 from testbed.channels.spec import ChannelSpec
 from testbed.gr import ChannelBlock, FramerSource, ReceiverSink

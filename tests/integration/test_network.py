@@ -1,7 +1,6 @@
 """Persistent multi-user runs through real node processes: a 1 -> 4 broadcast with per-user
 rows, a node killed mid-run, RX -> TX feedback closing the loop, and an out-of-tree system with
 one encoder and two decoders registered from a temporary folder."""
-import os
 import shutil
 import signal
 import subprocess
