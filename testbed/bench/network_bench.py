@@ -32,10 +32,9 @@ def _timed_session(scenario: Scenario, items) -> tuple[Session, list[float]]:
     hooks = SessionHooks(before_batch=lambda session, point, batch: marks.append(time.perf_counter()))
     with tempfile.TemporaryDirectory() as tmp:
         session = Session(scenario, items, Path(tmp), hooks=hooks)
-        results = session.run()
+        session.run()
         end = session.last_batch_end
     marks.append(end)
-    session.results = results
     return session, list(np.diff(marks))
 
 
@@ -46,10 +45,11 @@ def bench_broadcast(n_users: int, batches: int = 4) -> dict[str, float]:
     session, times = _timed_session(_broadcast(n_users, batches), items)
     rows = session.results.rows()
     lost = sum((r.get("frames_lost") or 0) + (r.get("samples_lost") or 0) for r in rows)
-    failed = sum(r["status"] != "ok" for r in rows)
+    failed = [r["reason"] for r in rows if r["status"] != "ok"]
     steady = float(np.mean(times[1:])) if len(times) > 1 else times[0]
-    return {"users": n_users, "per_user_tiles_s": tiles / steady, "aggregate_tiles_s": n_users * tiles / steady,
-            "batch_s": steady, "lost": lost, "failed": failed}
+    rate = float("nan") if failed else tiles / steady  # no rate from a run that failed
+    return {"users": n_users, "per_user_tiles_s": rate, "aggregate_tiles_s": n_users * rate,
+            "batch_s": steady, "lost": lost, "failed": len(failed), "reason": failed[0] if failed else ""}
 
 
 def bench_tile_latency(repeats: int = 10) -> dict[str, float]:

@@ -56,8 +56,9 @@ def network_rows(path: dict[str, float], quick: bool) -> list[Row]:
     restart_tiles_s = path["tiles"] / (path["per_image_s"] * path["images"])
     for n in (1, 2) if quick else (1, 2, 4, 8):
         b = bench_broadcast(n, batches=3 if quick else 5)
+        failed = f"; FAILED: {b['reason']}" if b["failed"] else ""
         rows.append(Row(f"DeepJSCC broadcast to {n} RX process(es), 32x32 tiles/s aggregate "
-                        f"(per user {b['per_user_tiles_s']:.0f}; lost {b['lost']}, failed {b['failed']})",
+                        f"(per user {b['per_user_tiles_s']:.0f}; lost {b['lost']}, failed {b['failed']}{failed})",
                         f"{b['aggregate_tiles_s']:.0f} tiles/s", f"per-point restart {restart_tiles_s:.0f} tiles/s",
                         b["aggregate_tiles_s"] / restart_tiles_s, ">= 1000 tiles/s (N=1)"))
     lat = bench_tile_latency(repeats=5 if quick else 20)
