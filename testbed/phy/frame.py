@@ -17,6 +17,7 @@ from testbed.phy.ofdm import OfdmParams, build_grid, to_time
 from testbed.phy.payload import MAX_LENGTH, PayloadFormat
 from testbed.phy.preamble import Preamble
 from testbed.phy.qam import get_modem
+from testbed.phy.side_info import SIDE_INFO_FLAG, SIDE_SYMBOLS, encode_side_info
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,11 @@ class FrameLayout:
         """OFDM symbols needed for ``n_data_symbols`` complex data symbols."""
         return -(-n_data_symbols // self.params.n_data)
 
-    def frame_len(self, fmt: PayloadFormat, length: int) -> int:
-        """Total samples of a frame whose header says ``length`` with format ``fmt``."""
-        return self.payload_start + self.payload_symbols(fmt.n_symbols(length)) * self.params.sym_len
+    def frame_len(self, fmt: PayloadFormat, length: int, side_info: bool = False) -> int:
+        """Total samples of a frame whose header says ``length`` with format ``fmt`` (and a side
+        block when ``side_info``, testbed.phy.side_info)."""
+        n = fmt.n_symbols(length) + (SIDE_SYMBOLS if side_info else 0)
+        return self.payload_start + self.payload_symbols(n) * self.params.sym_len
 
 
 def slot_padding(frame_len: int, gap_samples: int, slot_samples: int = 0) -> int:
@@ -59,17 +62,19 @@ def slot_padding(frame_len: int, gap_samples: int, slot_samples: int = 0) -> int
 
 @dataclass(frozen=True)
 class FrameJob:
-    """One frame to send: bytes (digital) or complex64 (n,) symbols (analog)."""
+    """One frame to send: bytes (digital) or complex64 (n,) symbols (analog), and optional
+    digital side information (at most testbed.phy.side_info.MAX_SIDE_BYTES bytes)."""
 
     payload: bytes | np.ndarray
     fmt: PayloadFormat
     system: int = 0
     user: int = 0
     seq: int = 0
+    side_info: bytes = b""
 
     def frame_len(self, layout: FrameLayout) -> int:
         n = self.payload.size if self.fmt.analog else len(self.payload)
-        return layout.frame_len(self.fmt, n)
+        return layout.frame_len(self.fmt, n, bool(self.side_info))
 
 
 class Framer:
@@ -100,8 +105,9 @@ class Framer:
         return np.concatenate([self.layout.preamble.waveform, self.header_samples(header), self.payload_samples(symbols)])
 
     def frame(self, payload: bytes | np.ndarray, fmt: PayloadFormat, *, system: int = 0, user: int = 0,
-              seq: int = 0, flags: int = 0) -> np.ndarray:
-        """Frame for a digital payload (bytes) or an analog one (complex64 (n,) unit-power symbols)."""
+              seq: int = 0, flags: int = 0, side_info: bytes = b"") -> np.ndarray:
+        """Frame for a digital payload (bytes) or an analog one (complex64 (n,) unit-power symbols);
+        non-empty ``side_info`` goes in a side block before the payload (header flag set)."""
         if fmt.analog:
             symbols = np.asarray(payload, dtype=np.complex64).reshape(-1)
             if symbols.size > MAX_LENGTH:
@@ -111,6 +117,8 @@ class Framer:
             if not isinstance(payload, (bytes, bytearray)):
                 raise FrameError(f"a {fmt.modulation} payload must be bytes, got {type(payload).__name__}")
             symbols, length = fmt.encode(bytes(payload)), len(payload)
+        if side_info:
+            symbols, flags = np.concatenate([encode_side_info(side_info), symbols]), flags | SIDE_INFO_FLAG
         mod_id, code_id = fmt.ids
         header = Header(system=system, user=user, seq=seq % 65536, length=length,
                         modulation=mod_id, code=code_id, flags=flags)

@@ -17,6 +17,7 @@ from testbed.phy.header import Header, decode_header, n_coded_bits
 from testbed.phy.ofdm import pilot_values, to_freq
 from testbed.phy.payload import PayloadFormat
 from testbed.phy.qam import MODULATIONS, get_modem
+from testbed.phy.side_info import SIDE_SYMBOLS, decode_side_info, has_side_info
 
 DEFAULT_DELAYS = tuple(range(-2, 8))
 
@@ -28,6 +29,8 @@ class ReceivedFrame:
     ``payload`` is bytes (digital, ``header.length`` bytes) or complex64 (length,) equalised
     symbols (analog) with ``noise_var`` float32 (length,) their per-symbol noise variance.
     ``bits`` holds the descrambled hard information bits of a digital payload (for BER).
+    ``side_info`` is the frame's side block (testbed.phy.side_info) when its header flags one,
+    ``side_ok`` whether that block passed its CRC.
     """
 
     header: Header
@@ -40,6 +43,8 @@ class ReceivedFrame:
     cfo: float
     noise_var: np.ndarray | None = None
     bits: np.ndarray | None = None
+    side_info: bytes | None = None
+    side_ok: bool = False
 
 
 @dataclass
@@ -206,7 +211,7 @@ class FrameReceiver:
                 self.counters.header_invalid += 1
             self._pending, self._pos = None, skip
             return False
-        frame_len = lay.frame_len(state.fmt, state.header.length)
+        frame_len = lay.frame_len(state.fmt, state.header.length, has_side_info(state.header.flags))
         if frame_len > self.max_frame_len:
             self.counters.header_invalid += 1
             self._pending, self._pos = None, skip
@@ -223,13 +228,15 @@ class FrameReceiver:
         lay, hdr, fmt = self.layout, state.header, state.fmt
         seg = sync.rotate(self._buf[state.ref : end], state.cfo)
         n_data = fmt.n_symbols(hdr.length)
-        n_sym = lay.header_symbols + lay.payload_symbols(n_data)
+        n_side = SIDE_SYMBOLS if has_side_info(hdr.flags) else 0
+        n_sym = lay.header_symbols + lay.payload_symbols(n_side + n_data)
         grid = self._grid(seg, state, 0, n_sym)[lay.header_symbols :]
         x, nv = self._data(grid, state)
-        x, nv = x[:n_data], nv[:n_data]
+        side = decode_side_info(x[:n_side], nv[:n_side]) if n_side else (None, False)
+        x, nv = x[n_side : n_side + n_data], nv[n_side : n_side + n_data]
         frame0 = state.ltf - lay.preamble.ltf_gi - lay.preamble.stf_len
         common = dict(header=hdr, fmt=fmt, start=self._offset + state.ref + frame0,
-                      snr_est_db=estimate.snr_db(state.h, state.no), cfo=state.cfo)
+                      snr_est_db=estimate.snr_db(state.h, state.no), cfo=state.cfo, side_info=side[0], side_ok=side[1])
         self.counters.frames += 1
         if fmt.analog:
             evm = float(-estimate.snr_db(state.h, state.no))

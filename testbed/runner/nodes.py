@@ -31,6 +31,7 @@ from testbed.gr.channel import ChannelBlock
 from testbed.gr.mimo_receiver import MimoReceiverSink
 from testbed.gr.receiver import ReceiverSink
 from testbed.gr.zmq_source import ZmqPullSource
+from testbed.errors import FrameError
 from testbed.phy.frame import Framer, slot_padding
 from testbed.phy.mimo_frame import MultiStreamFramer, frame_stream, payload_symbols
 from testbed.phy.precoding import grid_precoder, zero_forcing
@@ -133,13 +134,17 @@ class TxProgram:
             framer = MultiStreamFramer(precoder=grid_precoder(zero_forcing(h[..., 0] + 1j * h[..., 1],
                                                                            power=float(self.source.n_outputs))))
         parts = []
+        if mode != "single" and any(job.side_info for job in self.jobs[flows[0]]):
+            raise FrameError(f"tx node {self.spec['name']}: side information is carried by single-stream "
+                             f"frames only; this node sends {mode} frames")
         for i, job in enumerate(self.jobs[flows[0]]):
             if mode == "precoded":
                 wave = framer.frame([self.jobs[f][i] for f in flows])
             elif mode == "stream":
                 wave = frame_stream(job, self.spec["stream"], self.spec["n_streams"], msg["payload_symbols"][i])[None]
             else:
-                wave = self.framer.frame(job.payload, job.fmt, system=job.system, user=job.user, seq=job.seq)[None]
+                wave = self.framer.frame(job.payload, job.fmt, system=job.system, user=job.user, seq=job.seq,
+                                         side_info=job.side_info)[None]
             pad = np.zeros((self.source.n_outputs, slot_padding(wave.shape[1], GAP_SAMPLES, slot)), np.complex64)
             full = np.zeros((self.source.n_outputs, wave.shape[1]), np.complex64)
             full[: wave.shape[0]] = wave
