@@ -22,9 +22,11 @@ class MimoReceiverSink(gr.sync_block):
         self.on_frame = on_frame
         self.errors = 0
         self.samples_processed = 0
+        self.busy = False
 
     def work(self, input_items, output_items):
         n = min(len(x) for x in input_items)
+        self.busy = True
         try:
             frames = self.receiver.push([np.asarray(x[:n]) for x in input_items])
         except Exception:  # a bug-triggering burst is counted and skipped, never fatal to the run
@@ -35,4 +37,5 @@ class MimoReceiverSink(gr.sync_block):
             if self.on_frame is not None:
                 self.on_frame(frame)
         self.samples_processed += n
+        self.busy = False
         return n

@@ -45,10 +45,12 @@ class ReceiverSink(gr.sync_block):
         self.done = threading.Event()
         self.errors = 0
         self.samples_processed = 0  # counted after the frames of a work() call are delivered
+        self.busy = False
         self.message_port_register_out(pmt.intern("frames"))
 
     def work(self, input_items, output_items):
         x = input_items[0]
+        self.busy = True  # a long push (numba compiling on first use) is not an idle input
         try:
             frames = self.receiver.push(x)
         except Exception:  # a bug-triggering burst is counted and skipped, never fatal to the run
@@ -60,6 +62,7 @@ class ReceiverSink(gr.sync_block):
                 self.on_frame(frame)
             self.message_port_pub(pmt.intern("frames"), frame_to_pdu(frame, self.sample_rate_sps))
         self.samples_processed += len(x)
+        self.busy = False
         if self.stop_after_samples and self.receiver.counters.samples >= self.stop_after_samples:
             self.receiver.flush()
             self.done.set()

@@ -228,7 +228,7 @@ class RxProgram:
         last = sink.samples_processed
         while sink.samples_processed < end_sample:
             now = time.monotonic()
-            if sink.samples_processed != last:
+            if sink.samples_processed != last or sink.busy:
                 last, last_change = sink.samples_processed, now
             if now - last_change > idle_s:
                 return "idle"
@@ -279,10 +279,27 @@ def _arrays_of(user: str, decoded: Decoded) -> Arrays:
 def run_rx_node(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: name, role, control, token, system, seed, sample_rate_sps, inputs (one per antenna),
     users ([{name, flow, params}]), feedback (TX feedback addresses)."""
+    warm_up(len(spec["inputs"]))
     holder: dict[str, RxProgram] = {}
     tb, sink = rx_flowgraph(spec, lambda frame: holder["p"].on_frame(frame))
     program = holder["p"] = RxProgram(spec, sink)
     return _serve(spec, tb, program.handle, program.status)
+
+
+def warm_up(n_antennas: int) -> None:
+    """Receive one LDPC-coded frame before the node says it is ready, so numba compiles the
+    receiver's kernels now (seconds on a fresh cache) and not in the middle of a batch."""
+    from testbed.phy.mimo_receiver import MimoFrameReceiver
+    from testbed.phy.payload import PayloadFormat
+    from testbed.phy.receiver import FrameReceiver
+
+    wave = Framer().frame(bytes(200), PayloadFormat("qpsk", "ldpc_648_1_2"))
+    x = np.concatenate([np.zeros(200, np.complex64), wave, np.zeros(2000, np.complex64)])
+    x += (np.random.default_rng(0).standard_normal((x.size, 2)) @ [0.01, 0.01j]).astype(np.complex64)
+    if n_antennas == 1:
+        FrameReceiver().push(x)
+    else:
+        MimoFrameReceiver(n_antennas=n_antennas).push([x] * n_antennas)
 
 
 def rx_flowgraph(spec: dict[str, Any], deliver: Callable[[ReceivedFrame], None]) -> tuple[gr.top_block, Any]:
