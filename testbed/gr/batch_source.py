@@ -14,7 +14,7 @@ import time
 import numpy as np
 from gnuradio import gr
 
-IDLE_RETURN_S = 0.5
+IDLE_RETURN_S = 2.0
 """Longest wait inside one work call: a flowgraph stopped without ``halt`` still stops."""
 
 

@@ -16,7 +16,7 @@ import zmq
 from gnuradio import gr
 
 POLL_MS = 20
-IDLE_RETURN_S = 0.5
+IDLE_RETURN_S = 2.0
 """Longest wait inside one work call: a flowgraph stopped without ``halt`` still stops."""
 
 

@@ -73,7 +73,7 @@ class Session:
         self.plane_stopped: str | None = None
         self.sample = 0
         self.batch_count = 0
-        self.last_batch_end = 0.0
+        self.chain_s: list[float] = []
         self.results = Results(self.topo, {n: s.label() for n, s in self.systems.items()})
 
     def _slot_samples(self) -> int:
@@ -158,7 +158,6 @@ class Session:
                         self.hooks.before_batch(self, index, batch)
                     self.run_batch(index, point, self.batch_count)
                     self.batch_count += 1
-                    self.last_batch_end = time.perf_counter()
                 self.on_point(self.results)
         finally:
             self.results.processes = self.stop()
@@ -198,7 +197,9 @@ class Session:
             self._ask("channel", "control", 30.0, changes=changes)
 
     def run_batch(self, index: int, point: dict[str, float], batch: int) -> None:
-        """Encode, frame, send and collect batch number ``batch`` (counted over the whole run)."""
+        """Encode, frame, send and collect batch number ``batch`` (counted over the whole run);
+        ``chain_s`` gets the seconds from the encode request to the last RX reply (no scoring)."""
+        start = time.perf_counter()
         encoded = self._encode(point, batch)
         total = 0
         if self.plane_stopped is None:
@@ -208,7 +209,7 @@ class Session:
                 total = -(-total // self.slot) * self.slot if self.slot else total
                 for tx in self.graph.tx():
                     self._ask(tx.name, "send", 30.0, total_samples=total)
-        self._collect(index, point, batch, encoded, total)
+        self._collect(index, point, batch, encoded, total, start)
 
     def _encode(self, point: dict[str, float], batch: int) -> dict[str, dict]:
         """Every TX encodes the batch in parallel; the nominal SNR of its weakest user is its CSI."""
@@ -258,7 +259,8 @@ class Session:
         sub = h[np.ix_(rows, cols)]
         return np.stack([sub.real, sub.imag], axis=-1).tolist()
 
-    def _collect(self, index: int, point: dict[str, float], batch: int, encoded: dict[str, dict], total: int) -> None:
+    def _collect(self, index: int, point: dict[str, float], batch: int, encoded: dict[str, dict], total: int,
+                 start: float) -> None:
         manifests = {flow: m for reply in encoded.values() for flow, m in reply["manifests"].items()}
         asked = []
         if self.plane_stopped is None:
@@ -269,6 +271,7 @@ class Session:
                                                timeout_s=self.scenario.timeout_s, idle_s=20.0)
                     asked.append(rx.name)
         replies = {name: self._answer(name, self.scenario.timeout_s + 30.0) for name in asked}
+        self.chain_s.append(time.perf_counter() - start)
         for rx in self.graph.rx():
             for user in rx.spec["users"]:
                 self.results.add(index, point, self._user_batch(rx.name, user, replies.get(rx.name), encoded, total,
