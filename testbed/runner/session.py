@@ -146,19 +146,24 @@ class Session:
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> Results:
         """Every sweep point and batch; the per-user results (processes stopped at the end)."""
+        steps = [(index, point, batch) for index, point in enumerate(self.topo.points())
+                 for batch in range(self.scenario.batches)]
+        prefetched = False
         try:
             self.start()
-            for index, point in enumerate(self.topo.points()):
-                self.progress(f"{self.scenario.name}: point {index} " +
-                              ", ".join(f"{k} {v:g} dB" for k, v in point.items()))
-                self.set_point(point)
-                for batch in range(self.scenario.batches):
-                    self._irs_schedule()
-                    if self.hooks.before_batch is not None:
-                        self.hooks.before_batch(self, index, batch)
-                    self.run_batch(index, point, self.batch_count)
-                    self.batch_count += 1
-                self.on_point(self.results)
+            for n, (index, point, batch) in enumerate(steps):
+                if batch == 0:
+                    self.progress(f"{self.scenario.name}: point {index} " +
+                                  ", ".join(f"{k} {v:g} dB" for k, v in point.items()))
+                    self.set_point(point)
+                self._irs_schedule()
+                if self.hooks.before_batch is not None:
+                    self.hooks.before_batch(self, index, batch)
+                following = steps[n + 1][1] if n + 1 < len(steps) and self.pipelined else None
+                prefetched = self.run_batch(index, point, self.batch_count, prefetched, following)
+                self.batch_count += 1
+                if batch == self.scenario.batches - 1:
+                    self.on_point(self.results)
         finally:
             self.results.processes = self.stop()
         return self.results
@@ -196,12 +201,23 @@ class Session:
         if "channel" not in self.dead:
             self._ask("channel", "control", 30.0, changes=changes)
 
-    def run_batch(self, index: int, point: dict[str, float], batch: int) -> None:
-        """Encode, frame, send and collect batch number ``batch`` (counted over the whole run);
-        ``chain_s`` gets the seconds from the encode request to the last RX reply (no scoring)."""
+    @property
+    def pipelined(self) -> bool:
+        """Whether the TXs encode the next batch while the RXs decode this one: not when the
+        encoder waits for the feedback on this batch."""
+        return self.scenario.adapt == "nominal"
+
+    def run_batch(self, index: int, point: dict[str, float], batch: int, prefetched: bool = False,
+                  following: dict[str, float] | None = None) -> bool:
+        """Encode (unless ``prefetched``), frame, send and collect batch number ``batch`` (counted
+        over the whole run). With ``following`` (the next batch's point) the TXs are asked to
+        encode the next batch right after this one is sent; returns whether they were.
+        ``chain_s`` gets the seconds from here to the last RX reply (no scoring)."""
         start = time.perf_counter()
-        encoded = self._encode(point, batch)
-        total = 0
+        if not prefetched:
+            self._request_encode(point, batch)
+        encoded = self._encoded()
+        total, asked_next = 0, False
         if self.plane_stopped is None:
             samples = self._frame(encoded)
             if self.plane_stopped is None:
@@ -209,10 +225,14 @@ class Session:
                 total = -(-total // self.slot) * self.slot if self.slot else total
                 for tx in self.graph.tx():
                     self._ask(tx.name, "send", 30.0, total_samples=total)
+                if following is not None and self.plane_stopped is None:
+                    self._request_encode(following, batch + 1)
+                    asked_next = True
         self._collect(index, point, batch, encoded, total, start)
+        return asked_next
 
-    def _encode(self, point: dict[str, float], batch: int) -> dict[str, dict]:
-        """Every TX encodes the batch in parallel; the nominal SNR of its weakest user is its CSI."""
+    def _request_encode(self, point: dict[str, float], batch: int) -> None:
+        """Every TX starts encoding the batch; the nominal SNR of its weakest user is its CSI."""
         arrays = {f"image/{name}": img for name, img in self.items}
         names = [name for name, _ in self.items]
         for tx in self.graph.tx():
@@ -220,6 +240,9 @@ class Session:
             snr = min(point.get(f"{node}->{u.rx}", 0.0) for u in self.topo.users if u.name in self.graph.users_of[tx.name])
             if self.plane_stopped is None:
                 self.clients[tx.name].send("encode", arrays, items=names, snr_db=snr, batch=batch)
+
+    def _encoded(self) -> dict[str, dict]:
+        """The TXs' encode replies."""
         encoded = {}
         for tx in self.graph.tx():
             if self.plane_stopped is None and (reply := self._answer(tx.name, self.scenario.timeout_s)):
