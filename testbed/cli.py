@@ -64,7 +64,7 @@ def _run(scenario_name: str, overrides: list[str], out: Optional[Path]) -> dict:
 def run(scenario: str = typer.Argument(..., help="shipped scenario name or YAML path"),
         set_: list[str] = typer.Option([], "--set", help="override, e.g. images=DIR or channel.snr_db=[0,10]"),
         out: Optional[Path] = typer.Option(None, help="output folder (default runs/<time>-<scenario>)")) -> None:
-    """Run SCENARIO over the virtual-radio chain and write metrics.json and a report."""
+    """Run SCENARIO over the virtual-radio network and write metrics.json and a report."""
     try:
         doc = _run(scenario, set_, out)
     except TestbedError as err:
@@ -93,8 +93,8 @@ def sweep(scenario: str = typer.Argument(...), snr_db: str = typer.Option(..., h
 
 @app.command()
 def demo(out: Optional[Path] = typer.Option(None)) -> None:
-    """The embedded default run: DeepJSCC 1/6 and 1/12 and the digital baseline over the
-    three-process ZMQ chain, AWGN and Rayleigh, 0-20 dB, on the shipped images."""
+    """The embedded default run: DeepJSCC 1/6 and 1/12 and the digital baseline over the ZMQ
+    virtual-radio network (TX, channel, RX processes), AWGN and Rayleigh, 0-20 dB, shipped images."""
     from testbed.runner.demo import run_demo
     from testbed.runner.scenario import default_out_dir
 

@@ -21,6 +21,7 @@ import numpy as np
 import zmq
 
 from testbed.errors import ProcessError
+from testbed.runner.files import json_default
 
 Arrays = dict[str, np.ndarray]
 Handler = Callable[[dict[str, Any], Arrays], tuple[dict[str, Any], Arrays]]
@@ -34,7 +35,7 @@ def new_token() -> str:
 
 def pack(msg: dict[str, Any], arrays: Arrays | None = None) -> list[bytes]:
     """A multipart message: JSON, then the arrays as one npz when there are any."""
-    parts = [json.dumps(msg, default=_json_default).encode()]
+    parts = [json.dumps(msg, default=json_default).encode()]
     if arrays:
         buf = io.BytesIO()
         np.savez(buf, **arrays)
@@ -46,14 +47,6 @@ def unpack(parts: list[bytes]) -> tuple[dict[str, Any], Arrays]:
     msg = json.loads(parts[0].decode())
     arrays = dict(np.load(io.BytesIO(parts[1]))) if len(parts) > 1 else {}
     return msg, arrays
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 class ControlServer:

@@ -1,7 +1,7 @@
 """``testbed demo``: the embedded default run. DeepJSCC at bandwidth ratios 1/6 and 1/12 and the
-digital baseline (HEVC + LDPC + 16-QAM at the 1/6 budget) over the three-process ZMQ chain at 0,
-5, 10, 15 and 20 dB, AWGN and Rayleigh, on the shipped images; one metrics.json and one report
-(PSNR against SNR, image grid) for all of them."""
+digital baseline (HEVC + LDPC + 16-QAM at the 1/6 budget) over the ZMQ virtual-radio network
+(TX, channel and RX processes) at 0, 5, 10, 15 and 20 dB, AWGN and Rayleigh, on the shipped
+images; one metrics.json and one report (PSNR against SNR, image grid) for all of them."""
 from __future__ import annotations
 
 from pathlib import Path
