@@ -82,10 +82,17 @@ def _exit_if_all_failed(doc: dict) -> None:
 @app.command()
 def sweep(scenario: str = typer.Argument(...), snr_db: str = typer.Option(..., help="START:STOP:STEP in dB"),
           set_: list[str] = typer.Option([], "--set"), out: Optional[Path] = typer.Option(None)) -> None:
-    """Run SCENARIO at every SNR of START:STOP:STEP."""
+    """Run SCENARIO at every SNR of START:STOP:STEP: the link's SNR for a one-link scenario, an
+    offset added to every link's SNR for a topology (its own sweep axes are replaced)."""
+    from testbed.config.scenario import load_scenario
+
     try:
         values = _snr_range(snr_db)
-        doc = _run(scenario, [*set_, f"channel.snr_db={json.dumps(values)}"], out)
+        if load_scenario(scenario, set_).topology is None:
+            axis = f"channel.snr_db={json.dumps(values)}"
+        else:
+            axis = f"topology.sweep={json.dumps([{'axis': 'snr_offset_db', 'values': values}])}"
+        doc = _run(scenario, [*set_, axis], out)
     except TestbedError as err:
         _fail(err)
     _exit_if_all_failed(doc)

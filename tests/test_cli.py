@@ -81,3 +81,12 @@ def test_broken_model_is_refused_before_any_process_starts(tmp_path, damage):
     assert out.returncode == 2, out.stdout + out.stderr
     assert "deepjscc-r6.decoder" in out.stdout and needle in out.stdout, out.stdout
     assert not list((tmp_path / "run").rglob("*_spec.json"))  # no process was started
+
+
+@pytest.mark.integration
+def test_sweep_of_a_topology_moves_every_link_together(tmp_path):
+    out = _testbed("sweep", "broadcast-4users", "--snr-db", "0:10:10", "--set", "max_images=1", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = json.loads((tmp_path / "metrics.json").read_text())["rows"]
+    assert sorted((r["user"], r["snr_db"]) for r in rows) == sorted(
+        (f"u{k}", base + offset) for k, base in enumerate((1.0, 4.0, 7.0, 10.0)) for offset in (0.0, 10.0))
