@@ -140,6 +140,13 @@ class ChannelSpec:
         """Phase increment of the CFO rotation per sample, 2 pi cfo_hz / sample_rate_sps."""
         return 2.0 * math.pi * self.cfo_hz / self.sample_rate_sps
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON values (taps as strings such as ``"(1+0j)"``); ``ChannelSpec(**d)``
+        rebuilds the spec."""
+        d = dataclasses.asdict(self)
+        d["taps"] = [str(complex(t)) for t in self.taps]
+        return d
+
     def with_snr(self, snr_db: float) -> "ChannelSpec":
         """The same link at another SNR (for sweeps)."""
         return dataclasses.replace(self, snr_db=snr_db)

@@ -35,6 +35,8 @@ class BatchSource(gr.sync_block):
         wave = np.asarray(waveform, np.complex64)
         if wave.ndim != 2 or wave.shape[0] != self.n_outputs:
             raise ValueError(f"waveform shape {wave.shape}; expected ({self.n_outputs}, n)")
+        if wave.shape[1] == 0:
+            return
         with self._lock:
             self._queue.append(wave)
             self.samples_queued += wave.shape[1]

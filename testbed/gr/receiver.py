@@ -28,6 +28,28 @@ def frame_to_pdu(frame: ReceivedFrame, sample_rate_sps: float) -> pmt.pmt_t:
     return pmt.cons(pmt.to_pmt(meta), vec)
 
 
+def receive(block, samples, n: int, publish: Callable[[ReceivedFrame], None] | None = None) -> None:
+    """The work of a receiving block (``ReceiverSink``, ``MimoReceiverSink``): push ``samples``
+    (``n`` per stream) into ``block.receiver``, hand each frame to ``block.on_frame`` and
+    ``publish``, then count the samples in ``samples_processed``. ``busy`` is set meanwhile (a
+    long push, e.g. numba compiling on first use, is not an idle input). An exception in the
+    receiver is counted in ``block.errors`` and the burst skipped, never fatal to the run."""
+    block.busy = True
+    try:
+        frames = block.receiver.push(samples)
+    except Exception:  # counted and skipped
+        block.errors += 1
+        block.receiver.flush()
+        frames = []
+    for frame in frames:
+        if block.on_frame is not None:
+            block.on_frame(frame)
+        if publish is not None:
+            publish(frame)
+    block.samples_processed += n
+    block.busy = False
+
+
 class ReceiverSink(gr.sync_block):
     """Stream sink running ``FrameReceiver``; ``done`` is set after ``stop_after_samples``.
 
@@ -50,19 +72,8 @@ class ReceiverSink(gr.sync_block):
 
     def work(self, input_items, output_items):
         x = input_items[0]
-        self.busy = True  # a long push (numba compiling on first use) is not an idle input
-        try:
-            frames = self.receiver.push(x)
-        except Exception:  # a bug-triggering burst is counted and skipped, never fatal to the run
-            self.errors += 1
-            self.receiver.flush()
-            frames = []
-        for frame in frames:
-            if self.on_frame is not None:
-                self.on_frame(frame)
-            self.message_port_pub(pmt.intern("frames"), frame_to_pdu(frame, self.sample_rate_sps))
-        self.samples_processed += len(x)
-        self.busy = False
+        receive(self, x, len(x), lambda f: self.message_port_pub(pmt.intern("frames"),
+                                                                 frame_to_pdu(f, self.sample_rate_sps)))
         if self.stop_after_samples and self.receiver.counters.samples >= self.stop_after_samples:
             self.receiver.flush()
             self.done.set()

@@ -34,13 +34,12 @@ its frame) or, at ``flush``, truncated.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from testbed.errors import FrameError
 from testbed.phy import estimate, mimo_sync
-from testbed.phy.frame import FrameLayout
 from testbed.phy.header import Header, decode_header, n_coded_bits
 from testbed.phy.mimo import mmse_rows
 from testbed.phy.mimo_estimate import ltf_channels, mrc, stream_covariance
@@ -48,7 +47,7 @@ from testbed.phy.mimo_frame import MAX_STREAMS, parse_stream_flags, slot_len, st
 from testbed.phy.ofdm import pilot_values
 from testbed.phy.payload import PayloadFormat
 from testbed.phy.qam import MODULATIONS, get_modem
-from testbed.phy.receiver import DEFAULT_DELAYS, ReceivedFrame, RxCounters
+from testbed.phy.receiver import ReceivedFrame, ReceiverSettings
 
 SLOT_TOLERANCE = 16
 """Samples a slot may sit away from where its frame's first slot puts it (timing offsets)."""
@@ -89,19 +88,11 @@ class _Frame:
 
 
 @dataclass
-class MimoFrameReceiver:
-    """Streaming multi-stream receiver for ``n_antennas`` antennas; the other fields are those
-    of ``receiver.FrameReceiver``."""
+class MimoFrameReceiver(ReceiverSettings):
+    """Streaming multi-stream receiver for ``n_antennas`` antennas, tuned by the
+    ``receiver.ReceiverSettings`` fields."""
 
     n_antennas: int = 1
-    layout: FrameLayout = field(default_factory=FrameLayout)
-    threshold: float = 0.1
-    window: int = 128
-    backoff: int = 3
-    delays: tuple[int, ...] = DEFAULT_DELAYS
-    max_frame_len: int = 1 << 21
-    min_power: float = 1e-9
-    counters: RxCounters = field(default_factory=RxCounters)
 
     def __post_init__(self) -> None:
         self._buf = np.zeros((self.n_antennas, 0), dtype=np.complex64)

@@ -64,12 +64,7 @@ def autocorrelation(x: np.ndarray, lag: int, window: int) -> tuple[np.ndarray, n
 
 def plateau(x: np.ndarray, lag: int, window: int, stf_len: int) -> tuple[int, float]:
     """STF start offset in x (M, n) and coarse CFO (cycles/sample), as ``sync.plateau``."""
-    p, m = autocorrelation(x, lag, window)
-    flat = stf_len - window - lag + 1
-    score = np.convolve(m, np.ones(flat), mode="valid")
-    d = int(np.argmax(score))
-    cfo = float(np.angle(p[d : d + flat].sum())) / (2 * np.pi * lag)
-    return d, cfo
+    return sync.best_plateau(*autocorrelation(x, lag, window), lag, window, stf_len)
 
 
 def rotate(x: np.ndarray, cfo: float, phase0: float = 0.0) -> np.ndarray:

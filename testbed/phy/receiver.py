@@ -77,10 +77,12 @@ class _Sync:
 
 
 @dataclass
-class FrameReceiver:
-    """Streaming receiver. ``threshold`` is the Schmidl-Cox detection threshold on M in [0, 1];
+class ReceiverSettings:
+    """What every streaming receiver is tuned by (FrameReceiver and the multi-antenna
+    MimoFrameReceiver): ``threshold`` is the Schmidl-Cox detection threshold on M in [0, 1];
     ``backoff`` the FFT window advance into the cyclic prefix (samples); ``delays`` the channel
-    delay window (samples) of the LS fit; ``max_frame_len`` bounds what a header may announce."""
+    delay window (samples) of the LS fit; ``max_frame_len`` bounds what a header may announce;
+    ``counters`` counts every detection's outcome."""
 
     layout: FrameLayout = field(default_factory=FrameLayout)
     threshold: float = 0.1
@@ -90,6 +92,11 @@ class FrameReceiver:
     max_frame_len: int = 1 << 21
     min_power: float = 1e-9
     counters: RxCounters = field(default_factory=RxCounters)
+
+
+@dataclass
+class FrameReceiver(ReceiverSettings):
+    """Streaming single-antenna receiver, tuned by the ReceiverSettings fields."""
 
     def __post_init__(self) -> None:
         self._buf = np.zeros(0, dtype=np.complex64)

@@ -66,7 +66,12 @@ def plateau(x: np.ndarray, lag: int, window: int, stf_len: int) -> tuple[int, fl
     The metric is flat for d in [stf_start, stf_start + stf_len - window - lag]; the centre of
     the best flat stretch is taken. Outputs: (stf start offset in x, CFO in cycles/sample).
     """
-    p, m = autocorrelation(x, lag, window)
+    return best_plateau(*autocorrelation(x, lag, window), lag, window, stf_len)
+
+
+def best_plateau(p: np.ndarray, m: np.ndarray, lag: int, window: int, stf_len: int) -> tuple[int, float]:
+    """(start, CFO in cycles/sample) of the best flat stretch of the Schmidl-Cox metric ``m``
+    (float64) given its correlation ``p`` (complex128), as ``plateau`` describes."""
     flat = stf_len - window - lag + 1
     score = np.convolve(m, np.ones(flat), mode="valid")
     d = int(np.argmax(score))

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -82,7 +82,7 @@ def run_chain(tx_jobs: list[list[FrameJob]], links: list[list[ChannelSpec]], wor
                            "slot_samples": slot_samples,
                            "tail_samples": total - lengths[i], "total_samples": total}
     specs["channel"] = {"inputs": tx_ports, "outputs": rx_ports, "seed": seed, "total_samples": total,
-                        "links": [[_spec_dict(link) for link in row] for row in links]}
+                        "links": [[link.to_dict() for link in row] for row in links]}
     results = [workdir / f"rx{j}_frames.npz" for j in range(n_rx)]
     for j in range(n_rx):
         specs[f"rx{j}"] = {"input": rx_ports[j], "results": str(results[j]), "sample_rate_sps": sample_rate_sps,
@@ -90,12 +90,6 @@ def run_chain(tx_jobs: list[list[FrameJob]], links: list[list[ChannelSpec]], wor
     for spec in specs.values():
         spec.update(idle_timeout_s=idle_timeout_s, timeout_s=timeout_s)
     return _run_processes(specs, workdir, timeout_s, ChainResult(results=results), on_start)
-
-
-def _spec_dict(spec: ChannelSpec) -> dict:
-    d = asdict(spec)
-    d["taps"] = [str(complex(t)) for t in spec.taps]
-    return d
 
 
 def _run_processes(specs: dict[str, dict], workdir: Path, timeout_s: float, result: ChainResult,

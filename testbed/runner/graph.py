@@ -18,13 +18,10 @@ from testbed.config.topology import StreamMatrix, Topology, stream_matrix
 from testbed.radios.virtual import endpoint, free_tcp_port
 
 
-GAP_SAMPLES = 400
-"""Zeros after every frame of a TX node."""
-
-
 @dataclass
 class NodeProcess:
-    """One process: its name, role (a key of runner.nodes.ROLES) and the spec it is started with."""
+    """One process: its name, role (a key of runner.nodes.ROLES) and the spec it is started with
+    (TX and RX specs name their topology ``node``: a ``trx`` node has a process of each)."""
 
     name: str
     role: str
@@ -120,7 +117,7 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
         graph.users_of[name] = users
         mode, stream, n_streams = tx_mode(topo, node.name)
         graph.processes[name] = NodeProcess(name, "tx_node", {
-            **common, "name": name, "role": "tx_node", "control": _address(), "params": params,
+            **common, "name": name, "node": node.name, "role": "tx_node", "control": _address(), "params": params,
             "flows": sorted({flows[u] for u in users}), "mode": mode, "stream": stream, "n_streams": n_streams,
             "antennas": node.antennas, "outputs": [tx_addr[(node.name, a)] for a in range(node.antennas)],
             "slot_samples": slot_samples, "feedback": feedback[node.name], "adapt": scenario.adapt})
@@ -129,13 +126,14 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
         users = [{"name": u.name, "flow": flows[u.name], "tx": u.tx, "params": {**params, **u.params}}
                  for u in topo.users if u.rx == node.name]
         graph.processes[name] = NodeProcess(name, "rx_node", {
-            **common, "name": name, "role": "rx_node", "control": _address(), "sample_rate_sps": sample_rate_sps,
+            **common, "name": name, "node": node.name, "role": "rx_node", "control": _address(),
+            "sample_rate_sps": sample_rate_sps,
             "inputs": [rx_addr[(node.name, a)] for a in range(node.antennas)], "users": users,
             "feedback": sorted({feedback[u["tx"]] for u in users})})
     graph.processes["channel"] = NodeProcess("channel", "channel_node", {
         **common, "name": "channel", "role": "channel_node", "control": _address(),
         "inputs": [tx_addr[s] for s in matrix.tx_streams], "outputs": [rx_addr[s] for s in matrix.rx_streams],
-        "links": [[spec_dict(s) for s in row] for row in matrix.specs], "noise_var": matrix.noise_var,
+        "links": [[s.to_dict() for s in row] for row in matrix.specs], "noise_var": matrix.noise_var,
         "irs": irs_spec(topo, matrix)})
     return graph
 
@@ -161,10 +159,3 @@ def slotted(matrix: StreamMatrix, slot_samples: int) -> StreamMatrix:
         return spec
 
     return dataclasses.replace(matrix, specs=[[fix(s) for s in row] for row in matrix.specs])
-
-
-def spec_dict(spec: Any) -> dict[str, Any]:
-    """A ChannelSpec as JSON-able fields (complex taps as strings)."""
-    d = dataclasses.asdict(spec)
-    d["taps"] = [str(complex(t)) for t in spec.taps]
-    return d

@@ -36,7 +36,7 @@ from testbed.phy.frame import Framer, slot_padding
 from testbed.phy.mimo_frame import MultiStreamFramer, frame_stream, payload_symbols
 from testbed.phy.precoding import grid_precoder, zero_forcing
 from testbed.phy.receiver import ReceivedFrame
-from testbed.runner.graph import GAP_SAMPLES, spec_dict
+from testbed.runner.chain import GAP_SAMPLES
 from testbed.runner.control import Arrays, ControlServer, FeedbackReceiver, FeedbackSender
 from testbed.systems.base import Decoded, frame_stats
 
@@ -145,10 +145,10 @@ class TxProgram:
             else:
                 wave = self.framer.frame(job.payload, job.fmt, system=job.system, user=job.user, seq=job.seq,
                                          side_info=job.side_info)[None]
-            pad = np.zeros((self.source.n_outputs, slot_padding(wave.shape[1], GAP_SAMPLES, slot)), np.complex64)
-            full = np.zeros((self.source.n_outputs, wave.shape[1]), np.complex64)
-            full[: wave.shape[0]] = wave
-            parts += [full, pad]
+            part = np.zeros((self.source.n_outputs, wave.shape[1] + slot_padding(wave.shape[1], GAP_SAMPLES, slot)),
+                            np.complex64)
+            part[: wave.shape[0], : wave.shape[1]] = wave  # antennas a stream does not use stay silent
+            parts.append(part)
         self.pending = np.concatenate(parts, axis=1) if parts else np.zeros((self.source.n_outputs, 0), np.complex64)
         return {"samples": int(self.pending.shape[1])}, {}
 
@@ -156,9 +156,8 @@ class TxProgram:
         total = int(msg["total_samples"])
         if self.pending is None or self.pending.shape[1] > total:
             raise ValueError(f"send total_samples = {total}: no encoded batch of at most that length")
-        wave = np.zeros((self.source.n_outputs, total), np.complex64)
-        wave[:, : self.pending.shape[1]] = self.pending
-        self.source.push(wave)
+        self.source.push(self.pending)
+        self.source.push(np.zeros((self.source.n_outputs, total - self.pending.shape[1]), np.complex64))
         self.pending = None
         self.jobs = {}
         self.batches += 1
@@ -343,7 +342,7 @@ def channel_flowgraph(spec: dict[str, Any]) -> tuple[gr.top_block, ChannelBlock]
     """pull_source per TX antenna -> ChannelBlock -> push_sink per RX antenna
     (flowgraphs/channel_node.grc)."""
     tb = gr.top_block("testbed_channel_node")
-    links = [[ChannelSpec(**_spec_fields(d)) for d in row] for row in spec["links"]]
+    links = [[ChannelSpec(**d) for d in row] for row in spec["links"]]
     chan = ChannelBlock(links, seed=spec["seed"], noise_var=spec["noise_var"], **irs_arguments(spec))
     chan.set_min_output_buffer(BUFFER_ITEMS)
     tb.sources, tb.sinks = _zmq_sources(spec["inputs"]), _zmq_sinks(spec["outputs"])
@@ -368,13 +367,7 @@ def irs_arguments(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _change(change: dict[str, Any]) -> dict[str, Any]:
     """A logged emulator change as JSON-able fields."""
-    return {k: (spec_dict(v) if isinstance(v, ChannelSpec) else v) for k, v in change.items()}
-
-
-def _spec_fields(d: dict[str, Any]) -> dict[str, Any]:
-    d = dict(d)
-    d["taps"] = tuple(complex(t) for t in d["taps"])
-    return d
+    return {k: (v.to_dict() if isinstance(v, ChannelSpec) else v) for k, v in change.items()}
 
 
 ROLES = {"tx_node": run_tx_node, "rx_node": run_rx_node, "channel_node": run_channel_node}

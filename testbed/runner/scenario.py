@@ -56,16 +56,12 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: Callable[[str], No
     results = session.run()
     doc.update(_document(session, results))
     write_json(out_dir / "metrics.json", doc)
-    first = scenario.network().users[0].name
+    first = session.topo.users[0]
+    key = f"{first.tx}->{first.rx}"
     for (index, user), batches in results.batches.items():
-        if user == first:
-            output.images[results.points[index].get(_user_link(scenario, user), float(index))] = mean_images(batches)
+        if user == first.name:
+            output.images[results.points[index].get(key, float(index))] = mean_images(batches)
     return output
-
-
-def _user_link(scenario: Scenario, user: str) -> str:
-    cfg = next(u for u in scenario.network().users if u.name == user)
-    return f"{cfg.tx}->{cfg.rx}"
 
 
 def _document(session: Session, results) -> dict:

@@ -25,15 +25,15 @@ from testbed import registry
 from testbed.config.scenario import Scenario
 from testbed.config.topology import stream_matrix
 from testbed.errors import ProcessError, RadioError
-from testbed.runner.control import ControlClient, Drain, new_token
 from testbed.phy.frame import FrameLayout
 from testbed.phy.mimo_frame import slot_len
-from testbed.runner.graph import GAP_SAMPLES, Graph, build_graph, slotted, tx_mode
+from testbed.runner.chain import GAP_SAMPLES, TAIL_SAMPLES
+from testbed.runner.control import ControlClient, Drain, new_token
+from testbed.runner.graph import Graph, build_graph, slotted, tx_mode
 from testbed.runner.launch import Launcher
 from testbed.runner.results import Results, UserBatch
 from testbed.systems.base import Decoded, Items
 
-TAIL_SAMPLES = 4096
 READY_TIMEOUT_S = 120.0
 
 
@@ -81,8 +81,8 @@ class Session:
         if not fading:
             return 0
         longest = max(s.max_frame_samples() for s in self.systems.values())
-        streams = max(tx_mode(self.topo, n.name)[2] if tx_mode(self.topo, n.name)[0] == "stream" else 1
-                      for n in self.topo.tx_nodes())
+        modes = [tx_mode(self.topo, n.name) for n in self.topo.tx_nodes()]
+        streams = max(n_streams if mode == "stream" else 1 for mode, _, n_streams in modes)
         longest += (streams - 1) * slot_len(FrameLayout())  # the other streams' training slots
         spread = max(math.ceil(lk.delay_samples) + len(lk.taps) for lk in fading)
         return longest + GAP_SAMPLES + spread + 64
@@ -236,8 +236,8 @@ class Session:
         arrays = {f"image/{name}": img for name, img in self.items}
         names = [name for name, _ in self.items]
         for tx in self.graph.tx():
-            node = tx.spec["name"].split(".")[0]
-            snr = min(point.get(f"{node}->{u.rx}", 0.0) for u in self.topo.users if u.name in self.graph.users_of[tx.name])
+            snr = min(point.get(f"{tx.spec['node']}->{u.rx}", 0.0)
+                      for u in self.topo.users if u.name in self.graph.users_of[tx.name])
             if self.plane_stopped is None:
                 self.clients[tx.name].send("encode", arrays, items=names, snr_db=snr, batch=batch)
 
@@ -274,7 +274,7 @@ class Session:
 
     def _csi_of(self, tx, h: np.ndarray) -> list:
         """Rows of ``tx``'s users (antenna 0 of their RX, flow order), columns of its antennas."""
-        node = tx.spec["name"].split(".")[0]
+        node = tx.spec["node"]
         matrix = self.graph.matrix
         cols = [i for i, (n, _) in enumerate(matrix.tx_streams) if n == node]
         users = [u for u in self.topo.users if u.tx == node]

@@ -27,7 +27,7 @@ from testbed.channels.spec import ChannelSpec  # noqa: E402
 from testbed.phy.frame import Framer  # noqa: E402
 from testbed.phy.payload import PayloadFormat  # noqa: E402
 from testbed.runner import nodes  # noqa: E402
-from testbed.runner.graph import GAP_SAMPLES, spec_dict  # noqa: E402
+from testbed.runner.chain import GAP_SAMPLES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWGRAPHS = ROOT / "flowgraphs"
@@ -74,7 +74,7 @@ def _rx_spec(n_antennas: int) -> dict:
 
 
 def _channel_spec(n_tx: int, n_rx: int) -> dict:
-    link = spec_dict(ChannelSpec("awgn", 20.0))
+    link = ChannelSpec("awgn", 20.0).to_dict()
     return {"links": [[link] * n_tx for _ in range(n_rx)], "seed": 0, "noise_var": None,
             "inputs": [free_tcp_address() for _ in range(n_tx)],
             "outputs": [free_tcp_address() for _ in range(n_rx)]}
