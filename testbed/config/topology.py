@@ -33,10 +33,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from testbed.channels.spec import MODELS, ChannelSpec
 from testbed.errors import ConfigError
 
-BROADCAST_USER = 255
-"""Header ``user`` of frames meant for every user of their TX."""
-
-
 class NodeConfig(BaseModel):
     """One radio node: a TX, an RX or both, with its antennas and its radio."""
 

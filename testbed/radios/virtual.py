@@ -13,7 +13,9 @@ gr-zeromq 3.10.5 signatures (``help(zeromq.pull_source)``)::
 """
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,11 +25,36 @@ from testbed.radios.base import RadioBackend
 from testbed.registry import register
 
 
+LOWEST_PORT = 10000
+
+
 def free_tcp_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that was free a moment ago (the OS picks it)."""
+    """A TCP port on ``host`` that was free a moment ago, below the OS's ephemeral range.
+
+    A port is chosen now and bound later by another process; one from the ephemeral range (what
+    ``bind(0)`` gives) can meanwhile be taken as the source port of an outgoing connection (every
+    ZeroMQ connect makes one), and the later bind then fails. Ports below the range are never
+    handed out that way. Falls back to the OS's choice when none below is free.
+    """
+    low = _ephemeral_low()
+    for port in random.Random().sample(range(LOWEST_PORT, low), k=min(64, max(low - LOWEST_PORT, 0))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    """First port of the OS's ephemeral range (Linux: ip_local_port_range; else 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def endpoint(port: int, host: str = "127.0.0.1") -> str:

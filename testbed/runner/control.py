@@ -26,6 +26,7 @@ from testbed.runner.files import json_default
 Arrays = dict[str, np.ndarray]
 Handler = Callable[[dict[str, Any], Arrays], tuple[dict[str, Any], Arrays]]
 POLL_MS = 50
+SEND_TIMEOUT_S = 60.0
 
 
 def new_token() -> str:
@@ -98,16 +99,16 @@ class ControlClient:
         sock.connect(self.address)
         return sock
 
-    def send(self, cmd: str, arrays: Arrays | None = None, **fields: Any) -> None:
+    def send(self, cmd: str, arrays: Arrays | None = None, send_timeout_s: float = SEND_TIMEOUT_S,
+             **fields: Any) -> None:
+        """Queue a request; ProcessError when the socket takes none within ``send_timeout_s``."""
         if self._waiting:  # the previous request never got its reply
             self._sock.close()
             self._sock = self._connect()
-        self._sock.send_multipart(pack({"cmd": cmd, "token": self.token, **fields}, arrays))
+        if not self._sock.poll(int(send_timeout_s * 1000), zmq.POLLOUT):
+            raise ProcessError(f"node {self.name} takes no request at {self.address} within {send_timeout_s:g} s")
+        self._sock.send_multipart(pack({"cmd": cmd, "token": self.token, **fields}, arrays), flags=zmq.NOBLOCK)
         self._waiting = True
-
-    def ready(self) -> bool:
-        """A reply is waiting (non-blocking)."""
-        return bool(self._sock.poll(0))
 
     def receive(self, timeout_s: float, alive: Callable[[], bool] = lambda: True) -> tuple[dict[str, Any], Arrays]:
         """The reply; ProcessError when ``alive()`` turns false or ``timeout_s`` passes first."""

@@ -17,7 +17,7 @@ import numpy as np
 from testbed.config.scenario import Scenario
 from testbed.data.images import default_images, load_folder
 from testbed.runner.files import write_json
-from testbed.runner.session import Session, SessionHooks, check_radios, mean_images
+from testbed.runner.session import Session, SessionHooks, mean_images
 from testbed.runner.versions import sha256, versions
 
 
@@ -46,10 +46,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, progress: Callable[[str], No
     """Run ``scenario`` as one persistent process set; metrics.json is rewritten after every
     sweep point, so what was measured survives a later failure. A hardware radio that is not
     attached raises RadioError before anything is written or started."""
-    check_radios(scenario)
-    out_dir.mkdir(parents=True, exist_ok=True)
     images = scenario_images(scenario)
-    session = Session(scenario, images, out_dir / "nodes", progress, hooks or SessionHooks())
+    session = Session(scenario, images, out_dir / "nodes", progress, hooks or SessionHooks())  # checks radios
+    out_dir.mkdir(parents=True, exist_ok=True)
     session.on_point = lambda results: write_json(out_dir / "metrics.json", _document(session, results))
     doc = {}
     output = RunOutput(out_dir, doc, originals=images)

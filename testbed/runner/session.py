@@ -58,6 +58,7 @@ class Session:
     on_point: Callable[[Results], None] = lambda results: None
 
     def __post_init__(self) -> None:
+        check_radios(self.scenario)  # before any model is loaded or process started
         self.topo = self.scenario.network()
         self.radio = self.scenario.radio_config()
         self.systems = {u.name: registry.create("system", self.scenario.system,
@@ -89,7 +90,6 @@ class Session:
 
     # -- processes -------------------------------------------------------------------------
     def start(self) -> None:
-        check_radios(self.scenario)
         self.workdir.mkdir(parents=True, exist_ok=True)
         order = sorted(self.graph.processes.values(), key=lambda p: p.role != "rx_node")
         for node in order:
@@ -101,8 +101,16 @@ class Session:
             self.hooks.on_start(self)
 
     def _ask(self, name: str, cmd: str, timeout_s: float, **fields: Any) -> tuple[dict, dict] | None:
-        self.clients[name].send(cmd, **fields)
+        self._send(name, cmd, **fields)
         return self._answer(name, timeout_s)
+
+    def _send(self, name: str, cmd: str, arrays: dict | None = None, **fields: Any) -> None:
+        """Send a request to ``name``; a node that takes none is recorded as failed."""
+        try:
+            self.clients[name].send(cmd, arrays, **fields)
+        except ProcessError as err:
+            if name not in self.dead:
+                self._mark_dead(name, self.launcher.reason(name) if not self.launcher.alive(name) else str(err))
 
     def _answer(self, name: str, timeout_s: float) -> tuple[dict, dict] | None:
         """The reply of ``name``, or None after recording why it has none."""
@@ -239,7 +247,7 @@ class Session:
             snr = min(point.get(f"{tx.spec['node']}->{u.rx}", 0.0)
                       for u in self.topo.users if u.name in self.graph.users_of[tx.name])
             if self.plane_stopped is None:
-                self.clients[tx.name].send("encode", arrays, items=names, snr_db=snr, batch=batch)
+                self._send(tx.name, "encode", arrays, items=names, snr_db=snr, batch=batch)
 
     def _encoded(self) -> dict[str, dict]:
         """The TXs' encode replies."""
@@ -262,7 +270,7 @@ class Session:
             fields = {"payload_symbols": common if tx.spec["mode"] == "stream" else None}
             if tx.spec["mode"] == "precoded":
                 fields["csi"] = self._csi_of(tx, csi)
-            self.clients[tx.name].send("frame", **fields)
+            self._send(tx.name, "frame", **fields)
         replies = [self._answer(tx.name, self.scenario.timeout_s) for tx in self.graph.tx()]
         return [r[0]["samples"] for r in replies if r is not None]
 
@@ -290,7 +298,7 @@ class Session:
             self.sample += total
             for rx in self.graph.rx():
                 if rx.name not in self.dead:
-                    self.clients[rx.name].send("collect", batch=batch, end_sample=self.sample, manifests=manifests,
+                    self._send(rx.name, "collect", batch=batch, end_sample=self.sample, manifests=manifests,
                                                timeout_s=self.scenario.timeout_s, idle_s=20.0)
                     asked.append(rx.name)
         replies = {name: self._answer(name, self.scenario.timeout_s + 30.0) for name in asked}
