@@ -26,6 +26,7 @@ from testbed.registry import register
 
 
 LOWEST_PORT = 10000
+_HANDED_OUT: set[int] = set()
 
 
 def free_tcp_port(host: str = "127.0.0.1") -> int:
@@ -34,16 +35,20 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
     A port is chosen now and bound later by another process; one from the ephemeral range (what
     ``bind(0)`` gives) can meanwhile be taken as the source port of an outgoing connection (every
     ZeroMQ connect makes one), and the later bind then fails. Ports below the range are never
-    handed out that way. Falls back to the OS's choice when none below is free.
+    handed out that way, and this process never hands out one port twice. Falls back to the
+    OS's choice when none below is free.
     """
     low = _ephemeral_low()
     for port in random.Random().sample(range(LOWEST_PORT, low), k=min(64, max(low - LOWEST_PORT, 0))):
+        if port in _HANDED_OUT:  # chosen before and perhaps not bound yet: never twice
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
-            return port
+        _HANDED_OUT.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
