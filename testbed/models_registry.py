@@ -16,6 +16,7 @@ parity check then compares ONNX Runtime with the PyTorch source code (``DeepJSCC
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class ModelEntry:
         return self.encoder, self.decoder
 
     def torch_model(self):
-        """The torch DeepJSCC module with the weights of the ONNX files, in eval mode.
+        """The torch DeepJSCC / WholeImageJSCC module with the weights of the ONNX files, in eval mode.
 
         Raises: ModelError when a file or card is missing, the architecture is not recorded,
             or a weight is absent.
@@ -54,13 +55,14 @@ class ModelEntry:
         from testbed.onnx.card import read_card
         from testbed.onnx.export import state_dict_from_onnx
         from testbed.systems.deepjscc.model import DeepJSCC
+        from testbed.systems.deepjscc.whole_image import WholeImageJSCC
 
         for path in self.paths:
             if not Path(path).is_file():
                 raise ModelError(f"{path}: model file is missing")
         card = read_card(self.encoder)
         try:
-            model = DeepJSCC(**card["architecture"])
+            model = (WholeImageJSCC if card.get("whole_image") else DeepJSCC)(**card["architecture"])
         except TypeError as err:
             raise ModelError(f"{self.encoder}: card architecture {card['architecture']} is invalid ({err})") from None
         model.load_state_dict(state_dict_from_onnx(model, *self.paths))
@@ -78,10 +80,11 @@ def register_cards(folder: Path) -> list[ModelEntry]:
 
     found: dict[str, dict] = {}
     for card_file in sorted(Path(folder).glob("**/*.json")):
+        if not _is_model_card(card_file):  # other data beside the models, e.g. the digital BLER table
+            continue
         onnx_file = card_file.with_suffix(".onnx")  # a missing file is reported when it is loaded
         card = read_card(onnx_file)
-        if {"name", "system", "role"} <= set(card):
-            found.setdefault(card["name"], {"card": card})[card["role"]] = onnx_file
+        found.setdefault(card["name"], {"card": card})[card["role"]] = onnx_file
     entries = []
     for name, parts in found.items():
         card = parts["card"]
@@ -91,6 +94,16 @@ def register_cards(folder: Path) -> list[ModelEntry]:
         register("model", name)(entry)
         entries.append(entry)
     return entries
+
+
+def _is_model_card(path: Path) -> bool:
+    """Whether a JSON file names a model role (``name``, ``system``, ``role``); unreadable files
+    count as cards, so that loading them reports what is wrong."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return True
+    return not isinstance(doc, dict) or {"name", "system", "role"} <= set(doc)
 
 
 ENTRIES = {entry.name: entry for entry in register_cards(MODELS_DIR)}

@@ -52,6 +52,33 @@ def bench_onnx_vs_torch(model: str = "deepjscc-r6", repeats: int = 300) -> dict[
         torch.set_num_threads(threads)
 
 
+def bench_whole_image(model: str, repeats: int = 5, side: int = 512) -> dict[str, float]:
+    """Seconds per ``side`` x ``side`` image (encode + decode, batch 1) of a whole-image model:
+    ONNX Runtime and torch, one thread each."""
+    entry = registry.get("model", model)
+    enc, dec = OnnxModel(entry.encoder, threads=1), OnnxModel(entry.decoder, threads=1)
+    net = entry.torch_model()
+    image = np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)
+    snr = np.full((1, 1), 10.0, np.float32)
+    grid = (1, side // 8, side // 8, net.latent_channels // 2, 2)
+
+    def onnx_path():
+        dec.run(symbols=enc.run(image=image, snr_db=snr)["symbols"].reshape(grid), snr_db=snr)
+
+    timg, tsnr = torch.from_numpy(image), torch.from_numpy(snr)
+
+    def torch_path():
+        with torch.no_grad():
+            net.decode(net.encode(timg, tsnr).reshape(grid), tsnr)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {"onnx_s": _per_call(onnx_path, repeats), "torch_s": _per_call(torch_path, repeats)}
+    finally:
+        torch.set_num_threads(threads)
+
+
 def bench_image_path(model: str = "deepjscc-r6", copies: int = 4) -> dict[str, float]:
     """Seconds per default image through encode, frame, the three-process chain, sync, decode."""
     images = default_images() * copies

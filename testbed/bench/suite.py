@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
+from testbed import registry
 from testbed.bench.ldpc_bench import bench_ldpc
-from testbed.bench.neural_bench import bench_image_path, bench_onnx_vs_torch
+from testbed.bench.neural_bench import bench_image_path, bench_onnx_vs_torch, bench_whole_image
 from testbed.bench.network_bench import bench_broadcast, bench_tile_latency
 from testbed.bench.receiver_bench import bench_receiver
 from testbed.bench.zmq_bench import bench_chain
 
 RECEIVER_TARGET_SPS = 10e6
+WHOLE_IMAGE_MODEL = "adjscc-wide-r6"
 
 
 @dataclass
@@ -41,6 +43,11 @@ def run_suite(quick: bool = False) -> list[Row]:
     nn = bench_onnx_vs_torch(repeats=100 if quick else 500)
     rows.append(Row("deepjscc-r6 encode+decode, one 32x32 image, batch 1", f"{nn['onnx_s'] * 1e3:.3f} ms (ONNX Runtime)",
                     f"torch {nn['torch_s'] * 1e3:.3f} ms", nn["onnx_s"] / nn["torch_s"], "<= 1 ms"))
+    if WHOLE_IMAGE_MODEL in registry.names("model"):
+        whole = bench_whole_image(WHOLE_IMAGE_MODEL, repeats=2 if quick else 5)
+        rows.append(Row(f"{WHOLE_IMAGE_MODEL} encode+decode, one 512x512 image, batch 1",
+                        f"{whole['onnx_s'] * 1e3:.0f} ms (ONNX Runtime)", f"torch {whole['torch_s'] * 1e3:.0f} ms",
+                        whole["onnx_s"] / whole["torch_s"], "<= 1"))
     path = bench_image_path(copies=1 if quick else 4)
     rows.append(Row(f"image path, {path['pixels']:,}-pixel image (encode, frame, 3 processes, sync, decode)",
                     f"{path['per_image_s'] * 1e3:.0f} ms/image", f"ONNX encode+decode alone "

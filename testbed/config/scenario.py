@@ -5,7 +5,7 @@
     radio: zmq               # a file of firmware_configs/ (without .yaml) or a path
     channel: {model: awgn, snr_db: [0, 5, 10], cfo_hz: 0, delay_samples: 0}
     system_params: {modulation: qam16, code: ldpc_648_1_2}   # validated by the system
-    images: default          # or a folder of images
+    images: default          # the embedded images, held-out (256-px crops of held-out photos) or a folder
 
 A scenario is validated completely (the system's own parameters and the radio file included)
 before any process starts; ``--set key=value`` overrides use dotted keys (``channel.snr_db``).
@@ -23,6 +23,7 @@ from testbed.channels.spec import MODELS, ChannelSpec
 from testbed.config.radio import RadioConfig, load_radio_config
 from testbed.config.topology import Topology, stream_matrix
 from testbed.config.yaml_io import load_yaml, validate
+from testbed.data.images import IMAGE_SETS
 from testbed.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,8 +172,9 @@ def load_scenario(name_or_path: str, overrides: list[str] | None = None) -> Scen
     for snr_db in scenario.channel.snr_db:
         scenario.channel.spec(snr_db, radio.sample_rate_sps)
     _check_network(scenario.network(), path.name)
-    if scenario.images != "default" and not Path(scenario.images).is_dir():
-        raise ConfigError(f"images = {scenario.images!r} is not a folder; allowed: 'default' or a folder of images")
+    if scenario.images not in IMAGE_SETS and not Path(scenario.images).is_dir():
+        raise ConfigError(f"images = {scenario.images!r} is not a folder; allowed: "
+                          f"{', '.join(repr(s) for s in IMAGE_SETS)} or a folder of images")
     system = registry.get("system", scenario.system)
     system.validate_params(scenario.system_params, path.name)
     for user in scenario.network().users:

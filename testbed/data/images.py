@@ -41,10 +41,11 @@ _PACKAGE_PHOTOS = (
                          "motorcycle_left.png")),
     ("sklearn", "datasets/images", ("china.jpg", "flower.jpg")),
 )
-# Debian wallpaper packages: plasma-workspace-wallpapers and mate-backgrounds' nature photos.
+# Debian wallpaper packages: plasma-workspace-wallpapers (one folder per photo, see
+# _one_per_folder) and mate-backgrounds' nature photos (one folder of photos).
 _WALLPAPER_GLOBS = (
-    ("/usr/share/wallpapers", "*/contents/images/*.jpg"),
-    ("/usr/share/backgrounds/mate/nature", "*.jpg"),
+    ("/usr/share/wallpapers", "*/contents/images/*.jpg", True),
+    ("/usr/share/backgrounds/mate/nature", "*.jpg", False),
 )
 # The photos the embedded defaults were cut from: always in the test split, so what the demo
 # transmits was never trained on. kodim23 is one of them.
@@ -131,6 +132,47 @@ def default_images() -> list[tuple[str, np.ndarray]]:
     return result
 
 
+HELD_OUT_CROP = 256
+IMAGE_SETS = ("default", "held-out")
+
+
+def held_out_crops(size: int = HELD_OUT_CROP) -> list[tuple[str, np.ndarray]]:
+    """Two ``size`` x ``size`` crops of every held-out photo (the ``"test"`` split, short side
+    512 px): the left and right (or top and bottom) ends of the centre band, overlapping where the
+    photo is small. Photographs no shipped model trained on, larger than the embedded defaults.
+
+    Returns: list of ("<photo>-a" / "<photo>-b", float32 (3, size, size)), sorted by name.
+    """
+    crops = []
+    for path in corpus_files():
+        if photo_split(path) != "test":
+            continue
+        with Image.open(path) as image:
+            photo = to_array(resize_short_side(image, CORPUS_SHORT_SIDE))
+        _, height, width = photo.shape
+        if min(height, width) < size:
+            raise ConfigError(f"held-out photo {path} of {width}x{height} px is smaller than the {size} px crop")
+        if width >= height:
+            y, xs = (height - size) // 2, (0, width - size)
+            corners = [(y, x) for x in xs]
+        else:
+            x, ys = (width - size) // 2, (0, height - size)
+            corners = [(y, x) for y in ys]
+        for tag, (y, x) in zip("ab", corners):
+            crops.append((f"{path.stem}-{tag}", np.ascontiguousarray(photo[:, y:y + size, x:x + size])))
+    return sorted(crops, key=lambda item: item[0])
+
+
+def image_set(name: str) -> list[tuple[str, np.ndarray]]:
+    """A named image set: ``"default"`` (the embedded 128-px images) or ``"held-out"``
+    (:func:`held_out_crops`); anything else is read as a folder (:func:`load_folder`)."""
+    if name == "default":
+        return default_images()
+    if name == "held-out":
+        return held_out_crops()
+    return load_folder(name)
+
+
 def package_dir(package: str) -> Path | None:
     """Installed folder of a top-level package, found without importing it; None if absent."""
     spec = importlib.util.find_spec(package)
@@ -146,9 +188,21 @@ def corpus_files() -> list[Path]:
         root = package_dir(package)
         if root is not None:
             paths += [root / sub / name for name in names if (root / sub / name).is_file()]
-    for root, pattern in _WALLPAPER_GLOBS:
-        paths += sorted(Path(root).glob(pattern))
+    for root, pattern, folder_per_photo in _WALLPAPER_GLOBS:
+        found = sorted(Path(root).glob(pattern))
+        paths += _one_per_folder(found) if folder_per_photo else found
     return paths
+
+
+def _one_per_folder(paths: list[Path]) -> list[Path]:
+    """The largest file of each folder: a Plasma wallpaper ships one photo as up to twelve crops
+    and sizes (640x480 ... 2560x1600), which would weigh that photo twelve times."""
+    largest: dict[Path, Path] = {}
+    for path in paths:
+        best = largest.get(path.parent)
+        if best is None or path.stat().st_size > best.stat().st_size:
+            largest[path.parent] = path
+    return sorted(largest.values())
 
 
 def photo_split(path: str | Path) -> str:

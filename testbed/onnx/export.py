@@ -8,9 +8,12 @@ torch model is rebuilt exactly from the two ONNX files (:func:`state_dict_from_o
 parity check compares ONNX Runtime against the PyTorch source code with the shipped weights,
 without a second weights file that could drift from the ONNX one.
 
-Inputs and outputs (N = batch, dynamic):
+Inputs and outputs of tiled models (N = batch, dynamic):
     encoder: image float32 (N, 3, 32, 32), snr_db float32 (N, 1) -> symbols float32 (N, k, 2)
     decoder: symbols float32 (N, k, 2), snr_db float32 (N, 1) -> image float32 (N, 3, 32, 32)
+Whole-image models (N, H, W, K = c H W / 128 dynamic; c latent channels, stride 8):
+    encoder: image float32 (N, 3, H, W), snr_db (N, 1) -> symbols float32 (N, K, 2)
+    decoder: symbols float32 (N, H/8, W/8, c/2, 2), snr_db (N, 1) -> image float32 (N, 3, H, W)
 Models that ignore ``snr_db`` (plain DeepJSCC) still get it as a graph input (see
 :class:`_Role`), so every model has the same interface.
 """
@@ -31,13 +34,36 @@ OPSET = 17
 BATCH = "N"
 
 
-def io_spec(k: int) -> dict[str, dict[str, list[dict]]]:
-    """Names, shapes ("N" = batch) and dtypes of the encoder and decoder for k complex symbols."""
-    image = {"name": "image", "shape": [BATCH, 3, 32, 32], "dtype": "float32"}
+def io_spec(model: torch.nn.Module) -> dict[str, dict[str, list[dict]]]:
+    """Names, shapes (strings = dynamic axes) and dtypes of the encoder and decoder of ``model``."""
     snr = {"name": "snr_db", "shape": [BATCH, 1], "dtype": "float32"}
-    symbols = {"name": "symbols", "shape": [BATCH, k, 2], "dtype": "float32"}
+    if _whole_image(model):
+        image = {"name": "image", "shape": [BATCH, 3, "H", "W"], "dtype": "float32"}
+        symbols = {"name": "symbols", "shape": [BATCH, "K", 2], "dtype": "float32"}
+        grid = {"name": "symbols", "shape": [BATCH, "H/8", "W/8", model.latent_channels // 2, 2], "dtype": "float32"}
+        return {"encoder": {"inputs": [image, snr], "outputs": [symbols]},
+                "decoder": {"inputs": [grid, snr], "outputs": [image]}}
+    image = {"name": "image", "shape": [BATCH, 3, 32, 32], "dtype": "float32"}
+    symbols = {"name": "symbols", "shape": [BATCH, model.k, 2], "dtype": "float32"}
     return {"encoder": {"inputs": [image, snr], "outputs": [symbols]},
             "decoder": {"inputs": [symbols, snr], "outputs": [image]}}
+
+
+def _whole_image(model: torch.nn.Module) -> bool:
+    return not hasattr(model, "k")
+
+
+def _examples(model: torch.nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    snr = torch.full((2, 1), 10.0)
+    if _whole_image(model):
+        grid = torch.randn(2, 8, 12, model.latent_channels // 2, 2)
+        return {"encoder": (torch.rand(2, 3, 64, 96), snr), "decoder": (grid, snr)}
+    return {"encoder": (torch.rand(2, 3, 32, 32), snr), "decoder": (torch.randn(2, model.k, 2), snr)}
+
+
+def _dynamic_axes(spec: dict[str, list[dict]]) -> dict[str, dict[int, str]]:
+    return {entry["name"]: {i: dim for i, dim in enumerate(entry["shape"]) if isinstance(dim, str)}
+            for entry in spec["inputs"] + spec["outputs"]}
 
 
 class _Role(torch.nn.Module):
@@ -64,18 +90,18 @@ class _Role(torch.nn.Module):
 def export_model(model: torch.nn.Module, out_dir: str | Path, name: str) -> tuple[Path, Path]:
     """Write ``out_dir/<name>.encoder.onnx`` and ``out_dir/<name>.decoder.onnx`` (no cards).
 
-    Parameters: model with ``encode(image, snr_db)``, ``decode(symbols, snr_db)``, attribute
-        ``k`` (complex symbols per tile) and ``variant``; out_dir; name, e.g. ``"adjscc-r6"``.
+    Parameters: model with ``encode(image, snr_db)``, ``decode(symbols, snr_db)`` and ``variant``,
+        and either ``k`` (tiled: complex symbols per tile) or ``latent_channels`` (whole-image);
+        out_dir; name, e.g. ``"adjscc-r6"``.
     Returns: (encoder path, decoder path).
     Raises: ModelError when an exported graph lacks a named input or output.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    spec = io_spec(model.k)
-    keep_snr = getattr(model, "variant", None) != "adjscc"
-    examples = {"encoder": (torch.rand(2, 3, 32, 32), torch.full((2, 1), 10.0)),
-                "decoder": (torch.randn(2, model.k, 2), torch.full((2, 1), 10.0))}
+    spec = io_spec(model)
+    keep_snr = not str(getattr(model, "variant", "")).startswith("adjscc")
+    examples = _examples(model)
     paths = []
     for role in ("encoder", "decoder"):
         path = out_dir / f"{name}.{role}.onnx"
@@ -87,7 +113,7 @@ def export_model(model: torch.nn.Module, out_dir: str | Path, name: str) -> tupl
             torch.onnx.export(
                 _Role(model, role, keep_snr), examples[role], buffer, dynamo=False, opset_version=OPSET,
                 input_names=inputs, output_names=outputs, do_constant_folding=False,
-                keep_initializers_as_inputs=True, dynamic_axes={n: {0: BATCH} for n in inputs + outputs},
+                keep_initializers_as_inputs=True, dynamic_axes=_dynamic_axes(spec[role]),
             )
         graph = onnx.load_from_string(buffer.getvalue())
         _drop_initializer_inputs(graph)
@@ -157,17 +183,23 @@ def export_system(model: torch.nn.Module, out_dir: str | Path, name: str, *, com
     if metrics is None:
         metrics = card_metrics(model)
     paths = export_model(model, out_dir, name)
-    spec = io_spec(model.k)
+    spec = io_spec(model)
+    crop = run_config.get("crop", 32)
+    if _whole_image(model):
+        shape = {"stride": 8, "latent_channels": model.latent_channels, "whole_image": True}
+    else:
+        shape = {"symbols_per_image": model.k}
     cards = []
     for role, path in zip(("encoder", "decoder"), paths):
         card = {
             "name": name, "system": "deepjscc", "role": role, "file": path.name,
             "bandwidth_ratio": model.bandwidth_ratio, "variant": model.variant,
-            "symbols_per_image": model.k, "architecture": model.config(),
-            "data": ("random 32x32 crops (photo drawn uniformly, horizontal flips) of photo_corpus('train'): "
-                     "real photographs downscaled to a short side of 512 px (sporco, scikit-image, "
-                     "scikit-learn, Debian plasma-workspace-wallpapers and mate-backgrounds); held-out "
-                     "test photos kodim23, astronaut, coffee, chelsea never trained on"),
+            **shape, "architecture": model.config(),
+            "data": (f"random {crop}x{crop} crops (photo drawn uniformly, horizontal flips) of "
+                     "photo_corpus('train'): real photographs downscaled to a short side of 512 px "
+                     "(sporco, scikit-image, scikit-learn, Debian plasma-workspace-wallpapers and "
+                     "mate-backgrounds); held-out test photos kodim23, astronaut, coffee, chelsea "
+                     "never trained on"),
             "command": command, "seed": seed, "snr_range_db": run_config["snr_range_db"],
             "channels": ["awgn", "rayleigh"], "training_minutes": minutes, "training_steps": steps,
             "batch_size": run_config["batch_size"], "threads": threads, "machine": machine(),

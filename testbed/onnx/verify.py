@@ -40,18 +40,22 @@ def verify_model(entry) -> list[str]:
 def parity(entry, n: int = 8, seed: int = 0) -> float:
     """Max abs error between ONNX Runtime and torch, over encoder and decoder, on random inputs.
 
-    Inputs: n random images U(0, 1) (n, 3, 32, 32) and SNRs U(-5, 25) dB (n, 1) for the
-        encoder; for the decoder the torch symbols plus unit-variance complex noise.
+    Inputs: n random images U(0, 1) (n, 3, 32, 32) (whole-image models: (n, 3, 64, 96)) and SNRs
+        U(-5, 25) dB (n, 1) for the encoder; for the decoder the torch symbols plus
+        unit-variance complex noise (whole-image models: reshaped to (n, 8, 12, c/2, 2)).
     Raises: ModelError when a file does not load (see :class:`OnnxModel`).
     """
     rng = np.random.default_rng(seed)
     model = entry.torch_model()
     encoder, decoder = OnnxModel(entry.encoder), OnnxModel(entry.decoder)
-    image = rng.random((n, 3, 32, 32), dtype=np.float32)
+    whole = not hasattr(model, "k")
+    image = rng.random((n, 3, 64, 96) if whole else (n, 3, 32, 32), dtype=np.float32)
     snr = rng.uniform(-5, 25, (n, 1)).astype(np.float32)
     torch_symbols = model.encode(torch.from_numpy(image), torch.from_numpy(snr)).numpy()
     onnx_symbols = encoder.run(image=image, snr_db=snr)["symbols"]
     received = (torch_symbols + rng.normal(0, np.sqrt(0.5), torch_symbols.shape)).astype(np.float32)
+    if whole:
+        received = received.reshape(n, 8, 12, model.latent_channels // 2, 2)
     torch_image = model.decode(torch.from_numpy(received), torch.from_numpy(snr)).numpy()
     onnx_image = decoder.run(symbols=received, snr_db=snr)["image"]
     return float(max(np.max(np.abs(torch_symbols - onnx_symbols)), np.max(np.abs(torch_image - onnx_image))))

@@ -12,11 +12,15 @@ import numpy as np  # noqa: E402
 
 from testbed.runner.files import atomic_write_bytes  # noqa: E402
 
-TABLE_KEYS = ("user", "node", "status", "snr_db", "psnr_db", "ms_ssim", "ber", "bler", "snr_est_db", "evm_db", "frames_sent",
-              "frames_received", "frames_lost", "samples_lost")
+TABLE_KEYS = ("user", "node", "status", "snr_db", "psnr_db", "ideal_psnr_db", "ms_ssim", "ber", "bler", "snr_est_db",
+              "evm_db", "choice", "frames_sent", "frames_received", "frames_lost", "samples_lost")
 
 
 def _fmt(value) -> str:
+    if isinstance(value, dict) and "codec" in value:  # the digital envelope's choice
+        return f"{value['codec']} {value['code']} {value['modulation']} {value['frame_bytes']} B"
+    if isinstance(value, list):
+        return " / ".join(_fmt(v) for v in value)
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e-2 and value != 0 else f"{value:.2f}"
     return str(value)
@@ -40,7 +44,11 @@ def plot_metric(rows: list[dict], path: Path, metric: str) -> None:
     for label in dict.fromkeys(_series(r) for r in rows):
         pts = sorted((r["snr_db"], r[metric]) for r in rows
                      if _series(r) == label and r.get(metric) is not None and r.get("snr_db") is not None)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ideal = sorted((r["snr_db"], r["ideal_psnr_db"]) for r in rows if _series(r) == label
+                       and metric == "psnr_db" and r.get("ideal_psnr_db") is not None and r.get("snr_db") is not None)
+        if ideal:
+            ax.plot(*zip(*ideal), ls="--", color=line.get_color(), label=f"{label}: capacity-achieving ideal")
     if metric in ("ber", "bler"):
         ax.set_yscale("log")
     ax.set_xlabel("SNR (Es/N0, dB)")
@@ -53,7 +61,8 @@ def plot_metric(rows: list[dict], path: Path, metric: str) -> None:
 
 
 def image_grid(originals: list[tuple[str, np.ndarray]], recons: dict[float, dict[str, np.ndarray]], path: Path) -> None:
-    """Rows: images; columns: original, then the reconstruction at each SNR."""
+    """Rows: images (labelled with their name, e.g. "kodim23-a DeepJSCC 1/6"); columns: the
+    original, then the reconstruction at each SNR (titled with the SNR)."""
     snrs = sorted(recons)
     fig, axes = plt.subplots(len(originals), 1 + len(snrs), figsize=(1.6 * (1 + len(snrs)), 1.4 * len(originals)),
                              squeeze=False)
@@ -65,6 +74,7 @@ def image_grid(originals: list[tuple[str, np.ndarray]], recons: dict[float, dict
             ax.set_yticks([])
             if i == 0:
                 ax.set_title(title, fontsize=8)
+        axes[i][0].set_ylabel(name, fontsize=6, rotation=0, ha="right", va="center")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

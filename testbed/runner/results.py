@@ -16,7 +16,8 @@ from testbed.config.topology import Topology
 
 COUNTS = ("frames_sent", "frames_received", "frames_lost", "samples_sent", "samples_received", "samples_lost",
           "bits_compared", "images_lost")
-QUALITY = ("psnr_db", "ssim", "ms_ssim", "ber", "bler", "snr_est_db", "evm_db", "accuracy")
+QUALITY = ("psnr_db", "ssim", "ms_ssim", "ber", "bler", "snr_est_db", "evm_db", "accuracy", "ideal_psnr_db")
+DETAILS = ("choice",)  # what a system decided per batch (e.g. the envelope's configuration), kept as is
 
 
 @dataclass
@@ -77,6 +78,10 @@ class Results:
             values = [b.metrics[key] for b in batches if b.metrics.get(key) is not None]
             if values:
                 row[key] = float(np.mean(values))
+        for key in DETAILS:
+            values = [b.metrics[key] for b in batches if key in b.metrics]
+            if values:
+                row[key] = values[0] if all(v == values[0] for v in values) else values
         row["csi_snr_db"] = [b.metrics["csi_snr_db"] for b in batches]
         row["csi_from"] = batches[-1].csi_from
         return row

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from testbed.config.scenario import Scenario
-from testbed.data.images import default_images, load_folder
+from testbed.data.images import image_set
 from testbed.runner.files import write_json
 from testbed.runner.session import Session, SessionHooks, mean_images
 from testbed.runner.versions import sha256, versions
@@ -32,7 +32,7 @@ class RunOutput:
 
 
 def scenario_images(scenario: Scenario) -> list[tuple[str, np.ndarray]]:
-    images = default_images() if scenario.images == "default" else load_folder(scenario.images)
+    images = image_set(scenario.images)
     return images[: scenario.max_images] if scenario.max_images else images
 
 

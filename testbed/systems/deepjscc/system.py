@@ -1,6 +1,8 @@
 """The DeepJSCC single-link system over the testbed: images -> ONNX encoder -> analog symbols
 on the burst PHY -> three-process chain -> equalised symbols + the receiver's SNR estimate ->
-ONNX decoder -> images. Tiles of a lost frame are shown mid-grey and counted.
+ONNX decoder -> images. Tiled models: tiles of a lost frame are shown mid-grey. Whole-image
+models: the symbols of a lost frame are erased to 0 (their mean) and the decoder fills the band
+in; the decoder's SNR is that of the mean noise variance of the frames received. Losses are counted.
 
 DeepJSCC: Bourtsoulatze, Kurka, Gunduz, "Deep joint source-channel coding for wireless image
 transmission" (the baseline of every paper in ../shared/seeds/); ADJSCC: reference [13] of
@@ -67,17 +69,23 @@ class DeepJsccSystem(System):
         return [Path(self.codec.entry.encoder), Path(self.codec.entry.decoder)]
 
     @property
+    def unit(self) -> int:
+        """Symbols that frames are cut in whole numbers of: a tile's k, or one symbol."""
+        return 1 if self.codec.whole_image else self.codec.symbols_per_tile
+
+    @property
     def tiles_per_frame(self) -> int:
-        return max(1, self.params.max_frame_symbols // self.codec.symbols_per_tile)
+        """Units (tiles, or symbols for whole-image models) per frame."""
+        return max(1, self.params.max_frame_symbols // self.unit)
 
     def max_frame_samples(self) -> int:
-        symbols = self.tiles_per_frame * self.codec.symbols_per_tile
+        symbols = self.tiles_per_frame * self.unit
         return frame_len(FrameJob(np.zeros(symbols, np.complex64), ANALOG))
 
     def encode(self, items: Items, snr_db: float, batch: int = 0) -> Encoded:
-        """Each image's tiles in frames of ``tiles_per_frame``; manifest item frames are
-        [seq, first tile, end tile]."""
-        k, per = self.codec.symbols_per_tile, self.tiles_per_frame
+        """Each image's symbols in frames of ``tiles_per_frame`` units; manifest item frames are
+        [seq, first unit, end unit]."""
+        k, per = self.unit, self.tiles_per_frame
         jobs, plan = [], []
         for name, img in items:
             sym = self.codec.encode(img, snr_db).reshape(-1, k)
@@ -97,6 +105,8 @@ class DeepJsccSystem(System):
         return _image_metrics([img for _, img in items], [decoded.images[name] for name, _ in items])
 
     def _reconstruct(self, item: dict, index: dict[int, ReceivedFrame]) -> np.ndarray:
+        if self.codec.whole_image:
+            return self._reconstruct_whole(item, index)
         n_tiles = item["frames"][-1][2]
         tiles = np.full((n_tiles, 3, 32, 32), LOST_FILL, dtype=np.float32)
         k = self.codec.symbols_per_tile
@@ -107,6 +117,19 @@ class DeepJsccSystem(System):
                 tiles[first:last] = self.codec.decode_tiles(frame.payload.reshape(last - first, k), snr)
         return untile(tiles, tuple(item["shape"]))
 
+    def _reconstruct_whole(self, item: dict, index: dict[int, ReceivedFrame]) -> np.ndarray:
+        shape = tuple(item["shape"])
+        symbols = np.zeros(item["frames"][-1][2], np.complex64)
+        noise = []
+        for seq, first, last in item["frames"]:
+            frame = index.get(seq)
+            if frame is not None and frame.payload.size == last - first:
+                symbols[first:last] = frame.payload
+                noise.append(10.0 ** (-frame.snr_est_db / 10.0))
+        if not noise:
+            return np.full(shape, LOST_FILL, np.float32)
+        return self.codec.decode(symbols, -10.0 * np.log10(np.mean(noise)), shape)
+
 
 def torch_reference(model: str, images: list[tuple[str, np.ndarray]], snr_db: float, channel: str = "awgn",
                     seed: int = 0) -> dict[str, float]:
@@ -114,14 +137,9 @@ def torch_reference(model: str, images: list[tuple[str, np.ndarray]], snr_db: fl
     the reference the GNU Radio chain is held to. Returns mean psnr_db, ssim, ms_ssim."""
     import torch
 
-    from testbed.data.images import tile
+    from testbed.systems.deepjscc.evaluate import reconstruct
 
     net = registry.get("model", model).torch_model()
     gen = torch.Generator().manual_seed(seed)
-    recons = []
-    with torch.no_grad():
-        for _, img in images:
-            tiles = torch.from_numpy(tile(img, 32))
-            out = net(tiles, snr_db, channel=channel, generator=gen)["recon"].clamp(0, 1).numpy()
-            recons.append(untile(out, img.shape))
+    recons = [reconstruct(net, img, snr_db, channel, gen) for _, img in images]
     return _image_metrics([img for _, img in images], recons)

@@ -33,10 +33,27 @@ from tqdm import tqdm
 
 from testbed.data.images import photo_corpus
 from testbed.errors import ConfigError
-from testbed.systems.deepjscc.model import CHANNELS, TILE, DeepJSCC, symbols_per_tile
+from testbed.systems.deepjscc.model import CHANNELS, TILE, VARIANTS, DeepJSCC, symbols_per_tile
+from testbed.systems.deepjscc.whole_image import WholeImageJSCC
 
 LR = 2e-3
 WIDTH = 32
+WHOLE_IMAGE = WholeImageJSCC.variant
+ALL_VARIANTS = (*VARIANTS, WHOLE_IMAGE)
+# Defaults per family: the tiled models train on 32x32 crops in batches of 64; the whole-image
+# model on 128x128 crops (16 times the area: the stride-8 latent sees whole objects) in batches of 8.
+DEFAULTS = {
+    "deepjscc": {"width": WIDTH, "crop": TILE, "batch_size": 64, "lr": LR},
+    "adjscc": {"width": WIDTH, "crop": TILE, "batch_size": 64, "lr": LR},
+    WHOLE_IMAGE: {"width": 96, "crop": 128, "batch_size": 8, "lr": 1e-3},
+}
+
+
+def build_model(bandwidth_ratio: str, variant: str, width: int) -> torch.nn.Module:
+    """A fresh tiled DeepJSCC/ADJSCC or a whole-image ADJSCC (``variant="adjscc-wide"``)."""
+    if variant == WHOLE_IMAGE:
+        return WholeImageJSCC(bandwidth_ratio, width)
+    return DeepJSCC(bandwidth_ratio, variant, width)
 LR_FLOOR = 0.02  # the cosine decays to LR * LR_FLOOR
 WARMUP_FRACTION = 0.02
 
@@ -44,6 +61,8 @@ WARMUP_FRACTION = 0.02
 def model_name(bandwidth_ratio: str, variant: str) -> str:
     """Shipped model name, e.g. ``"adjscc-r6"`` for ratio ``"1/6"``."""
     symbols_per_tile(bandwidth_ratio)
+    if variant not in ALL_VARIANTS:
+        raise ConfigError(f"variant {variant!r} is unknown; allowed: {', '.join(ALL_VARIANTS)}")
     return f"{variant}-r{bandwidth_ratio.split('/')[1]}"
 
 
@@ -101,10 +120,11 @@ def train(
     seed: int,
     out_dir: Path,
     threads: int = 1,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     snr_range_db: tuple[float, float] = (0.0, 20.0),
-    width: int = WIDTH,
-    lr: float = LR,
+    width: int | None = None,
+    lr: float | None = None,
+    crop: int | None = None,
     checkpoint_minutes: float = 2.0,
     progress: bool = True,
 ) -> Path:
@@ -114,12 +134,19 @@ def train(
         minutes, the training time budget (excluding data loading); seed for torch and numpy;
         out_dir for checkpoints; threads for torch; batch_size crops per step; snr_range_db
         (low, high) for the uniform per-sample SNR; width, the hidden filters; lr, Adam's peak
-        learning rate.
+        learning rate; crop, the side of the square training crops in px. None takes the
+        family's value from ``DEFAULTS``.
     Returns: path of the final checkpoint (a dict with "model" state_dict, "config", "step",
         "elapsed_s", "optimizer", "history", ...).
     """
     if minutes <= 0:
         raise ConfigError(f"minutes {minutes!r} is invalid; allowed: > 0")
+    model_name(bandwidth_ratio, variant)
+    family = DEFAULTS[variant]
+    width = family["width"] if width is None else width
+    lr = family["lr"] if lr is None else lr
+    crop = family["crop"] if crop is None else crop
+    batch_size = family["batch_size"] if batch_size is None else batch_size
     low, high = (float(v) for v in snr_range_db)
     if not low <= high:
         raise ConfigError(f"snr_range_db {snr_range_db!r} is invalid; allowed: (low, high) with low <= high")
@@ -130,10 +157,12 @@ def train(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed + 1)
-    model = DeepJSCC(bandwidth_ratio, variant, width)
+    model = build_model(bandwidth_ratio, variant, width)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     run_config = {"bandwidth_ratio": bandwidth_ratio, "variant": variant, "minutes": minutes, "seed": seed,
                   "batch_size": batch_size, "snr_range_db": [low, high], "width": width, "lr": lr, "threads": threads}
+    if variant == WHOLE_IMAGE:
+        run_config["crop"] = crop
     step, elapsed, history = 0, 0.0, []
     if path.exists():
         state = torch.load(path, weights_only=False)
@@ -150,7 +179,7 @@ def train(
 
     def snapshot() -> None:
         _save(path, {
-            "model": model.state_dict(), "config": model.config(), "optimizer": optimizer.state_dict(),
+            "model": model.state_dict(), "config": model.config(), "variant": variant, "optimizer": optimizer.state_dict(),
             "step": step, "elapsed_s": elapsed, "history": history, "run_config": run_config,
             "numpy_rng": rng.bit_generator.state, "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -158,7 +187,7 @@ def train(
 
     if elapsed >= budget:
         return path
-    sampler = CropSampler(photo_corpus("train"), rng)
+    sampler = CropSampler(photo_corpus("train"), rng, crop)
     model.train()
     bar = tqdm(total=round(budget), initial=round(elapsed), unit="s", disable=not progress,
                desc=model_name(bandwidth_ratio, variant), bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s {postfix}")
@@ -193,20 +222,22 @@ def train(
     return path
 
 
-def load_checkpoint_model(path: Path) -> DeepJSCC:
+def load_checkpoint_model(path: Path) -> torch.nn.Module:
     """The trained model of a checkpoint written by :func:`train`, in eval mode."""
     state = torch.load(path, weights_only=False)
-    model = DeepJSCC(**state["config"])
+    config = state["config"]
+    model = WholeImageJSCC(**config) if state.get("variant") == WHOLE_IMAGE else DeepJSCC(**config)
     model.load_state_dict(state["model"])
     return model.eval()
 
 
 def command_line(ratio: str, variant: str, minutes: float, seed: int, out: Path, threads: int = 1,
-                 width: int = WIDTH, lr: float = LR) -> str:
+                 width: int | None = None, lr: float | None = None) -> str:
     """The canonical command that reproduces a shipped model (recorded in its model card)."""
+    family = DEFAULTS[variant]
     extra = f" --threads {threads}" if threads != 1 else ""
-    extra += f" --width {width}" if width != WIDTH else ""
-    extra += f" --lr {lr:g}" if lr != LR else ""
+    extra += f" --width {width}" if width not in (None, family["width"]) else ""
+    extra += f" --lr {lr:g}" if lr not in (None, family["lr"]) else ""
     return (f"testbed train deepjscc --ratio {ratio} --variant {variant} --minutes {minutes:g} "
             f"--seed {seed} --out {out}{extra}")
 
@@ -214,13 +245,14 @@ def command_line(ratio: str, variant: str, minutes: float, seed: int, out: Path,
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="testbed train deepjscc", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ratio", default="1/6", choices=["1/6", "1/12"], help="bandwidth ratio k/n")
-    parser.add_argument("--variant", default="deepjscc", choices=["deepjscc", "adjscc"])
+    parser.add_argument("--variant", default="deepjscc", choices=list(ALL_VARIANTS),
+                        help="deepjscc/adjscc: tiled 32x32 models; adjscc-wide: the whole-image model")
     parser.add_argument("--minutes", type=float, default=40.0, help="training time budget")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("models/deepjscc"), help="folder for ONNX, cards, .pt")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--width", type=int, default=WIDTH, help="filters per hidden layer")
-    parser.add_argument("--lr", type=float, default=LR, help="peak Adam learning rate")
+    parser.add_argument("--width", type=int, default=None, help="filters per hidden layer (default: the family's)")
+    parser.add_argument("--lr", type=float, default=None, help="peak Adam learning rate (default: the family's)")
     parser.add_argument("--checkpoints", type=Path, default=Path("runs/train/deepjscc"),
                         help="folder for the resumable checkpoints (not shipped)")
     return parser.parse_args(argv)

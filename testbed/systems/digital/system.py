@@ -21,6 +21,29 @@ from testbed.systems.base import Decoded, Encoded, Items, System, by_seq, check_
 LOST_FILL = 0.5
 
 
+def frame_sizes(n_bytes: int, max_frame_bytes: int) -> list[int]:
+    """Payload bytes of each frame when ``n_bytes`` of source data are cut into frames."""
+    full, rest = divmod(n_bytes, max_frame_bytes)
+    return [max_frame_bytes] * full + ([rest] if rest else [])
+
+
+def source_budget(n_channel_uses: int, fmt: PayloadFormat, max_frame_bytes: int) -> int:
+    """Largest source size (bytes) whose frames' data symbols fit ``n_channel_uses``."""
+    def symbols(n_bytes: int) -> int:
+        return sum(fmt.n_symbols(size) for size in frame_sizes(n_bytes, max_frame_bytes))
+
+    lo, hi = 0, n_channel_uses * MODULATIONS[fmt.modulation] // 8
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if symbols(mid) <= n_channel_uses else (lo, mid - 1)
+    return lo
+
+
+def channel_uses(bandwidth_ratio: float, img: np.ndarray) -> int:
+    """Complex data symbols an image of ``img.size`` source values gets at ``bandwidth_ratio``."""
+    return int(bandwidth_ratio * img.size)
+
+
 class DigitalParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     codec: str = "hevc"
@@ -51,20 +74,9 @@ class DigitalSystem(System):
     def label(self) -> str:
         return f"{self.params.codec}+{self.params.code}+{self.params.modulation}"
 
-    def _symbols(self, n_bytes: int) -> int:
-        """Data symbols that ``n_bytes`` of source data take, split into frames."""
-        full, rest = divmod(n_bytes, self.params.max_frame_bytes)
-        sizes = [self.params.max_frame_bytes] * full + ([rest] if rest else [])
-        return sum(self.fmt.n_symbols(size) for size in sizes)
-
     def image_budget(self, img: np.ndarray) -> int:
         """Largest source size (bytes) whose frames fit the channel uses of ``img`` (3, H, W)."""
-        n_cu = int(self.params.bandwidth_ratio * img.size)
-        lo, hi = 0, n_cu * MODULATIONS[self.params.modulation] // 8
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if self._symbols(mid) <= n_cu else (lo, mid - 1)
-        return lo
+        return source_budget(channel_uses(self.params.bandwidth_ratio, img), self.fmt, self.params.max_frame_bytes)
 
     def max_frame_samples(self) -> int:
         return frame_len(FrameJob(b"\0" * self.params.max_frame_bytes, self.fmt))
@@ -89,25 +101,28 @@ class DigitalSystem(System):
 
     def decode(self, frames: list[ReceivedFrame], manifest: dict) -> Decoded:
         index = by_seq(frames)
-        return Decoded(images={item["name"]: self._reconstruct(item, index) for item in manifest["items"]})
+        return Decoded(images={item["name"]: reconstruct(self.codec, item, index) for item in manifest["items"]})
 
     def score(self, items: Items, manifest: dict, decoded: Decoded) -> dict[str, float]:
         refs = [img for _, img in items]
         recons = [decoded.images[name] for name, _ in items]
         return {"images_lost": sum(float(np.all(r == LOST_FILL)) for r in recons), **_image_metrics(refs, recons)}
 
-    def _reconstruct(self, item: dict, index: dict[int, ReceivedFrame]) -> np.ndarray:
-        shape = tuple(item["shape"])
-        lost = np.full(shape, LOST_FILL, np.float32)
-        seqs = item["seqs"]
-        if not seqs or any(s not in index or not index[s].payload_ok for s in seqs):
-            return lost
-        data = b"".join(index[s].payload for s in seqs)
-        try:
-            recon = self.codec.decode(data)
-        except Exception:  # CRC-clean but undecodable data: counted as a lost image
-            return lost
-        return recon if recon.shape == shape else lost
+
+def reconstruct(codec, item: dict, index: dict[int, ReceivedFrame]) -> np.ndarray:
+    """The image of one manifest item (``shape``, ``seqs``) from received frames; mid-grey when
+    any of its frames is missing or fails its CRC, or the file does not decode (the digital cliff)."""
+    shape = tuple(item["shape"])
+    lost = np.full(shape, LOST_FILL, np.float32)
+    seqs = item["seqs"]
+    if not seqs or any(s not in index or not index[s].payload_ok for s in seqs):
+        return lost
+    data = b"".join(index[s].payload for s in seqs)
+    try:
+        recon = codec.decode(data)
+    except Exception:  # CRC-clean but undecodable data: counted as a lost image
+        return lost
+    return recon if recon.shape == shape else lost
 
 
 def _image_metrics(refs: list[np.ndarray], recons: list[np.ndarray]) -> dict[str, float]:
