@@ -100,8 +100,9 @@ def sweep(scenario: str = typer.Argument(...), snr_db: str = typer.Option(..., h
 
 @app.command()
 def demo(out: Optional[Path] = typer.Option(None)) -> None:
-    """The embedded default run: DeepJSCC 1/6 and 1/12 and the digital baseline over the ZMQ
-    virtual-radio network (TX, channel, RX processes), AWGN and Rayleigh, 0-20 dB, shipped images."""
+    """The embedded default run: the best DeepJSCC models at 1/6 and 1/12 against the digital
+    envelope and its capacity-achieving ideal over the ZMQ virtual-radio network (TX, channel, RX
+    processes), AWGN and Rayleigh, 0-20 dB, on 256-px crops of the held-out photographs."""
     from testbed.runner.demo import run_demo
     from testbed.runner.scenario import default_out_dir
 

@@ -40,7 +40,7 @@ def _series(row: dict) -> str:
 
 def plot_metric(rows: list[dict], path: Path, metric: str) -> None:
     """Metric against SNR, one line per model (log scale for BER/BLER)."""
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 4))
     for label in dict.fromkeys(_series(r) for r in rows):
         pts = sorted((r["snr_db"], r[metric]) for r in rows
                      if _series(r) == label and r.get(metric) is not None and r.get("snr_db") is not None)
@@ -54,7 +54,7 @@ def plot_metric(rows: list[dict], path: Path, metric: str) -> None:
     ax.set_xlabel("SNR (Es/N0, dB)")
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

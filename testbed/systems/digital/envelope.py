@@ -41,7 +41,7 @@ from testbed.phy.payload import PayloadFormat
 from testbed.phy.receiver import ReceivedFrame
 from testbed.registry import register
 from testbed.systems.base import Decoded, Encoded, Items, System, by_seq, check_choice, frame_len
-from testbed.systems.digital.bler import QAM_ORDERS, TABLE_PATH, BlerTable, _laguerre, spectral_efficiency
+from testbed.systems.digital.bler import QAM_ORDERS, TABLE_PATH, BlerTable, rayleigh_power_quantiles, spectral_efficiency
 from testbed.systems.digital.system import (LOST_FILL, _image_metrics, channel_uses, frame_sizes, reconstruct,
                                             source_budget)
 
@@ -148,8 +148,7 @@ def capacity_bits(snr_db: float, channel: str) -> float:
     snr = 10.0 ** (snr_db / 10.0)
     if channel == "awgn":
         return math.log2(1.0 + snr)
-    g, w = _laguerre()
-    return float(np.sum(w * np.log2(1.0 + g * snr)))
+    return float(np.mean(np.log2(1.0 + rayleigh_power_quantiles() * snr)))
 
 
 def fit_exact(codec, img: np.ndarray, budget_bytes: int, low: int, high: int) -> bytes | None:

@@ -67,3 +67,41 @@ def evaluate_envelope(images: list[np.ndarray], snr_db_list, channel: str = "awg
         out["choice"].append(choice)
         out["images_lost"].append(int(got["images_lost"]))
     return out
+
+
+def chain_markdown(documents: list[dict]) -> str:
+    """A table per run (its metrics.json document) of the envelope's choice, PSNR and ideal per SNR."""
+    lines = []
+    for doc in documents:
+        rows = sorted((r for r in doc["rows"] if r.get("choice")), key=lambda r: r["snr_db"])
+        lines += [f"### {doc['scenario']} ({rows[0]['channel'] if rows else '?'}, {rows[0]['batches'] if rows else 0} "
+                  f"batch(es) per point)", "",
+                  "| SNR (dB) | codec | LDPC code | QAM | frame bytes | predicted PSNR | PSNR (chain) | MS-SSIM | "
+                  "images lost | frames lost / sent | ideal PSNR |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            c = r["choice"] if isinstance(r["choice"], dict) else r["choice"][0]
+            lines.append(f"| {r['snr_db']:g} | {c['codec']} | {c['code']} | {c['modulation']} | {c['frame_bytes']} | "
+                         f"{c['predicted_psnr_db']:.2f} | {r['psnr_db']:.2f} | {r['ms_ssim']:.3f} | "
+                         f"{r.get('images_lost', 0)} | {r['frames_lost']} / {r['frames_sent']} | "
+                         f"{r['ideal_psnr_db']:.2f} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    from pathlib import Path
+
+    from testbed.runner.files import atomic_write_bytes, read_json
+
+    parser = argparse.ArgumentParser(prog="python -m testbed.systems.digital.evaluate",
+                                     description="Tables of digital-envelope runs (their metrics.json) in Markdown.")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders of digital-envelope scenarios")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    text = chain_markdown([read_json(run / "metrics.json") for run in args.runs])
+    atomic_write_bytes(args.out, text.encode())
+
+
+if __name__ == "__main__":
+    main()
