@@ -16,12 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from testbed.channels.spec import ChannelSpec
-from testbed.channels.torch_face import Channel
 from testbed.data.images import default_images, photo_corpus, tile, untile
 from testbed.errors import ConfigError
 from testbed.metrics import ms_ssim, psnr_db
-from testbed.systems.deepjscc.model import CHANNELS, TILE
+from testbed.systems.deepjscc.model import CHANNELS, TILE, through_channel
 from testbed.systems.deepjscc.whole_image import STRIDE, WholeImageJSCC
 
 DATASETS = ("photos", "cifar", "default")
@@ -73,10 +71,9 @@ def transmit_whole(model: WholeImageJSCC, img: np.ndarray, snr_db: float, channe
         n_frames = -(-k // frame_symbols)
         blocks = torch.nn.functional.pad(symbols, (0, 0, 0, n_frames * frame_symbols - k)).reshape(
             n_frames, frame_symbols, 2)
-        y, h = Channel(ChannelSpec(model="rayleigh", snr_db=0.0), generator)(blocks, snr.expand(n_frames, 1)[:, 0])
-        hc = torch.view_as_complex(h.contiguous())
-        received = torch.view_as_real(torch.view_as_complex(y.contiguous()) / hc[:, None]).reshape(1, -1, 2)[:, :k]
-        snr_eff = -10.0 * torch.log10(torch.mean(10.0 ** (-snr / 10.0) / hc.abs().pow(2)))
+        received, frame_snr = through_channel(blocks, snr.expand(n_frames, 1), "rayleigh", generator)
+        received = received.reshape(1, -1, 2)[:, :k]
+        snr_eff = -10.0 * torch.log10(torch.mean(10.0 ** (-frame_snr / 10.0)))
         grid = received.reshape(1, height // STRIDE, width // STRIDE, model.latent_channels // 2, 2)
         recon = model.decode(grid, snr_eff.reshape(1, 1))
     return recon[0, :, :img.shape[1], :img.shape[2]].clamp(0.0, 1.0).numpy()

@@ -205,17 +205,31 @@ class DeepJSCC(nn.Module):
         Returns: {"recon" (N, 3, 32, 32), "symbols" (N, k, 2), "received" (N, k, 2) equalised,
             "snr_eff_db" (N, 1)}.
         """
-        if channel not in CHANNELS:
-            raise ConfigError(f"channel {channel!r} is unknown; allowed: {', '.join(CHANNELS)}")
-        n = image.shape[0]
-        snr = torch.as_tensor(snr_db, dtype=image.dtype, device=image.device).reshape(-1, 1).expand(n, 1)
+        snr = per_image_snr(image, snr_db)
         symbols = self.encode(image, snr)
-        y, h = Channel(ChannelSpec(model=channel, snr_db=0.0), generator)(symbols, snr[:, 0])
-        if channel == "awgn":
-            received, snr_eff = y, snr
-        else:
-            hc = torch.view_as_complex(h.contiguous())
-            received = torch.view_as_real(torch.view_as_complex(y.contiguous()) / hc[:, None])
-            snr_eff = snr + 10.0 * torch.log10(hc.abs().pow(2)[:, None])
+        received, snr_eff = through_channel(symbols, snr, channel, generator)
         recon = self._decode(received, snr_eff)
         return {"recon": recon, "symbols": symbols, "received": received, "snr_eff_db": snr_eff}
+
+
+def per_image_snr(image: torch.Tensor, snr_db: torch.Tensor | float) -> torch.Tensor:
+    """A float or (N,) / (N, 1) SNR in dB as (N, 1) for the N images of ``image``."""
+    n = image.shape[0]
+    return torch.as_tensor(snr_db, dtype=image.dtype, device=image.device).reshape(-1, 1).expand(n, 1)
+
+
+def through_channel(symbols: torch.Tensor, snr_db: torch.Tensor, channel: str,
+                    generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The testbed's differentiable channel, one block-fading draw per row, perfect-CSI equalisation.
+
+    Inputs: symbols (N, k, 2); snr_db (N, 1); channel ``"awgn"`` or ``"rayleigh"``.
+    Returns: received (N, k, 2) = (h x + n) / h, and the effective SNR snr_db + 10 log10 |h|^2 (N, 1).
+    """
+    if channel not in CHANNELS:
+        raise ConfigError(f"channel {channel!r} is unknown; allowed: {', '.join(CHANNELS)}")
+    y, h = Channel(ChannelSpec(model=channel, snr_db=0.0), generator)(symbols, snr_db[:, 0])
+    if channel == "awgn":
+        return y, snr_db
+    hc = torch.view_as_complex(h.contiguous())
+    received = torch.view_as_real(torch.view_as_complex(y.contiguous()) / hc[:, None])
+    return received, snr_db + 10.0 * torch.log10(hc.abs().pow(2)[:, None])

@@ -31,10 +31,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from testbed.channels.spec import ChannelSpec
-from testbed.channels.torch_face import Channel
 from testbed.errors import ConfigError
-from testbed.systems.deepjscc.model import CHANNELS, _Stage
+from testbed.systems.deepjscc.model import _Stage, per_image_snr, through_channel
 
 STRIDE = 8
 LATENT_CHANNELS = {"1/6": 64, "1/12": 32}  # ratio -> c real latent channels at stride 8
@@ -121,18 +119,10 @@ class WholeImageJSCC(nn.Module):
     def forward(self, image: torch.Tensor, snr_db: torch.Tensor | float, channel: str = "awgn",
                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Encode, the testbed's differentiable channel, decode (shapes as in the class docstring)."""
-        if channel not in CHANNELS:
-            raise ConfigError(f"channel {channel!r} is unknown; allowed: {', '.join(CHANNELS)}")
         n, _, height, width = image.shape
-        snr = torch.as_tensor(snr_db, dtype=image.dtype, device=image.device).reshape(-1, 1).expand(n, 1)
+        snr = per_image_snr(image, snr_db)
         symbols = self.encode(image, snr)
-        y, h = Channel(ChannelSpec(model=channel, snr_db=0.0), generator)(symbols, snr[:, 0])
-        if channel == "awgn":
-            received, snr_eff = y, snr
-        else:
-            hc = torch.view_as_complex(h.contiguous())
-            received = torch.view_as_real(torch.view_as_complex(y.contiguous()) / hc[:, None])
-            snr_eff = snr + 10.0 * torch.log10(hc.abs().pow(2)[:, None])
+        received, snr_eff = through_channel(symbols, snr, channel, generator)
         shaped = received.reshape(n, height // STRIDE, width // STRIDE, self.latent_channels // 2, 2)
         return {"recon": self._decode(shaped, snr_eff), "symbols": symbols, "received": received,
                 "snr_eff_db": snr_eff}
