@@ -107,3 +107,29 @@ def test_photo_corpus_splits_per_photo_with_kodim23_in_test():
 def test_photo_corpus_refuses_unknown_split():
     with pytest.raises(ConfigError, match="allowed: train, test"):
         photo_corpus("val")
+
+
+def test_a_wallpaper_folder_counts_once(tmp_path):
+    folder = tmp_path / "Autumn" / "contents" / "images"
+    folder.mkdir(parents=True)
+    for name, size in (("640x480.jpg", 10), ("2560x1600.jpg", 300), ("1280x800.jpg", 50)):
+        (folder / name).write_bytes(b"x" * size)
+    other = tmp_path / "Kite" / "contents" / "images"
+    other.mkdir(parents=True)
+    (other / "800x600.jpg").write_bytes(b"x")
+    chosen = images._one_per_folder(sorted(tmp_path.glob("*/contents/images/*.jpg")))
+    assert [p.name for p in chosen] == ["2560x1600.jpg", "800x600.jpg"]
+
+
+def test_held_out_image_set_is_two_crops_of_each_held_out_photo():
+    crops = images.image_set("held-out")
+    names = [name for name, _ in crops]
+    assert len(crops) == 2 * len(images.TEST_PHOTOS) and len(set(names)) == len(names)
+    assert {name.rsplit("-", 1)[0] for name in names} == set(images.TEST_PHOTOS)
+    for name, img in crops:
+        assert img.shape == (3, images.HELD_OUT_CROP, images.HELD_OUT_CROP) and img.dtype == np.float32
+    a, b = dict(crops)["kodim23-a"], dict(crops)["kodim23-b"]
+    assert not np.array_equal(a, b)
+    assert [n for n, _ in images.image_set("default")] == [n for n, _ in images.default_images()]
+    with pytest.raises(ConfigError, match="images"):
+        images.image_set("/no/such/folder")
