@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     text = chain_markdown([read_json(run / "metrics.json") for run in args.runs])
+    if args.out.exists():  # keep a hand-written introduction above the first table
+        intro = args.out.read_text().split("### ", 1)[0]
+        text = intro + text
     atomic_write_bytes(args.out, text.encode())
 
 
