@@ -177,8 +177,13 @@ def load_scenario(name_or_path: str, overrides: list[str] | None = None) -> Scen
                           f"{', '.join(repr(s) for s in IMAGE_SETS)} or a folder of images")
     system = registry.get("system", scenario.system)
     system.validate_params(scenario.system_params, path.name)
-    for user in scenario.network().users:
-        system.validate_params({**scenario.system_params, **user.params}, f"{path.name}: user {user.name}")
+    topo = scenario.network()
+    problems = []
+    for user in topo.users:
+        params = system.validate_params({**scenario.system_params, **user.params}, f"{path.name}: user {user.name}")
+        problems += [f"{path.name}: user {user.name}: {p}" for p in system.check_link(params, topo.link(user.tx, user.rx))]
+    if problems:
+        raise ConfigError("\n".join(problems))
     return scenario
 
 

@@ -59,6 +59,11 @@ class System:
     def validate_params(cls, params: dict[str, Any], source: str) -> BaseModel:
         return validate(cls.Params, params, f"{source}: system_params")
 
+    @classmethod
+    def check_link(cls, params: BaseModel, link: Any) -> list[str]:
+        """Problems of validated ``params`` with a user's link (a topology ``Link``); none by default."""
+        return []
+
     def __init__(self, params: dict[str, Any], seed: int = 0) -> None:
         self.params = self.validate_params(params, self.name)
         self.seed = seed

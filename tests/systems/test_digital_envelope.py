@@ -92,3 +92,11 @@ def test_bad_parameters_name_the_field():
         EnvelopeSystem.validate_params({"modulations": ["qam1024"]}, "test")
     with pytest.raises(ConfigError, match="frame_bytes"):
         EnvelopeSystem.validate_params({"frame_bytes": [10]}, "test")
+
+
+def test_a_scenario_whose_link_fades_otherwise_than_the_choice_assumes_is_refused():
+    from testbed.config.scenario import load_scenario
+
+    assert load_scenario("digital-envelope-rayleigh").system_params["channel"] == "rayleigh"
+    with pytest.raises(ConfigError, match="system_params.channel = 'awgn' differs from the link's model 'rayleigh'"):
+        load_scenario("digital-envelope-awgn", ["channel.model=rayleigh"])

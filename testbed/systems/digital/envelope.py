@@ -189,6 +189,15 @@ class EnvelopeSystem(System):
         self._budgets: dict[tuple[int, str, str, int], int] = {}
         self._files: dict[tuple[str, str, int], bytes] = {}
 
+    @classmethod
+    def check_link(cls, params: EnvelopeParams, link) -> list[str]:
+        """The fading the choice assumes must be the link's (a Rayleigh link chosen for as AWGN
+        would lose most images, and the reverse would waste rate)."""
+        if link.model != params.channel:
+            return [f"system_params.channel = {params.channel!r} differs from the link's model "
+                    f"{link.model!r}; allowed: {link.model!r}"]
+        return []
+
     def label(self) -> str:
         return f"digital envelope ({self.params.channel})"
 
