@@ -63,10 +63,11 @@ def _run(scenario_name: str, overrides: list[str], out: Optional[Path]) -> dict:
 @app.command()
 def run(scenario: str = typer.Argument(..., help="shipped scenario name or YAML path"),
         set_: list[str] = typer.Option([], "--set", help="override, e.g. images=DIR or channel.snr_db=[0,10]"),
-        out: Optional[Path] = typer.Option(None, help="output folder (default runs/<time>-<scenario>)")) -> None:
+        out: Optional[Path] = typer.Option(None, help="output folder (default runs/<time>-<scenario>)"),
+        record: Optional[Path] = typer.Option(None, help="record every RX node's samples here as SigMF")) -> None:
     """Run SCENARIO over the virtual-radio network and write metrics.json and a report."""
     try:
-        doc = _run(scenario, set_, out)
+        doc = _run(scenario, [*set_, *([f"record={record}"] if record else [])], out)
     except TestbedError as err:
         _fail(err)
     _exit_if_all_failed(doc)

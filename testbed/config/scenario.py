@@ -87,6 +87,7 @@ class Scenario(BaseModel):
     batches: int = Field(default=1, ge=1, le=100000)
     adapt: Literal["nominal", "feedback"] = "nominal"
     timeout_s: float = Field(default=300.0, gt=0)
+    record: str = ""  # a folder: every RX node records its samples there as SigMF (testbed.recordings)
 
     @model_validator(mode="after")
     def _one_channel_description(self) -> "Scenario":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from testbed.config.scenario import Scenario
@@ -129,7 +130,8 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
             **common, "name": name, "node": node.name, "role": "rx_node", "control": _address(),
             "sample_rate_sps": sample_rate_sps,
             "inputs": [rx_addr[(node.name, a)] for a in range(node.antennas)], "users": users,
-            "feedback": sorted({feedback[u["tx"]] for u in users})})
+            "feedback": sorted({feedback[u["tx"]] for u in users}),
+            "record": _record_spec(scenario, node, name)})
     graph.processes["channel"] = NodeProcess("channel", "channel_node", {
         **common, "name": "channel", "role": "channel_node", "control": _address(),
         "inputs": [tx_addr[s] for s in matrix.tx_streams], "outputs": [rx_addr[s] for s in matrix.rx_streams],
@@ -149,6 +151,14 @@ def irs_spec(topo: Topology, matrix: StreamMatrix) -> dict[str, Any] | None:
         r, t = topo.irs_pair(key)
         links.append([matrix.rx_streams.index((rx, 0)), matrix.tx_streams.index((tx, 0)), r, t])
     return {"config": topo.irs_config(), "links": links}
+
+
+def _record_spec(scenario: Scenario, node, process: str) -> dict | None:
+    """Where and what an RX node records (``scenario.record``, a folder), or None."""
+    if not scenario.record:
+        return None
+    radio = scenario.radio_config(node.radio).model_dump(mode="json")
+    return {"prefix": str(Path(scenario.record).resolve() / process), "radio": radio, "scenario": scenario.name}
 
 
 def slotted(matrix: StreamMatrix, slot_samples: int) -> StreamMatrix:

@@ -19,10 +19,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from gnuradio import gr, zeromq
+from gnuradio import blocks, gr, zeromq
 
 from testbed import registry
 from testbed.channels.spec import ChannelSpec
@@ -32,10 +33,12 @@ from testbed.gr.mimo_receiver import MimoReceiverSink
 from testbed.gr.receiver import ReceiverSink
 from testbed.gr.zmq_source import ZmqPullSource
 from testbed.errors import FrameError
-from testbed.phy.frame import Framer, slot_padding
+from testbed.onnx.card import sha256_file
+from testbed.phy.frame import FrameLayout, Framer, slot_padding
 from testbed.phy.mimo_frame import MultiStreamFramer, frame_stream, payload_symbols
 from testbed.phy.precoding import grid_precoder, zero_forcing
 from testbed.phy.receiver import ReceivedFrame
+from testbed.recordings.sigmf_meta import data_path, write_meta
 from testbed.runner.chain import GAP_SAMPLES
 from testbed.runner.control import Arrays, ControlServer, FeedbackReceiver, FeedbackSender
 from testbed.systems.base import Decoded, frame_stats
@@ -215,6 +218,7 @@ class RxProgram:
         self._lock = threading.Lock()
         self.feedback = FeedbackSender(spec.get("feedback", []), spec["token"])
         self.batch_start = 0
+        self.annotations: list[dict[str, Any]] = []  # every frame so far, when recording
 
     def on_frame(self, frame: ReceivedFrame) -> None:
         with self._lock:
@@ -253,10 +257,27 @@ class RxProgram:
             reply["users"][user["name"]]["frame_log"] = [[int(f.start), float(f.snr_est_db), bool(f.payload_ok)]
                                                          for f in mine]
             arrays.update(_arrays_of(user["name"], decoded))
+        if self.spec.get("record"):
+            self._record(frames, int(msg["batch"]))
         snrs = [f.snr_est_db for f in frames]
         if snrs:
             self.feedback.send({"from": self.spec["name"], "batch": msg["batch"], "snr_db": float(np.mean(snrs))})
         return reply, arrays
+
+    def _record(self, frames: list[ReceivedFrame], batch: int) -> None:
+        """Annotate this batch's frames and rewrite every antenna's SigMF metadata."""
+        layout = FrameLayout()
+        for f in frames:
+            self.annotations.append({"start": f.start, "user": f.header.user, "seq": f.header.seq,
+                                     "system": f.header.system, "payload_ok": f.payload_ok,
+                                     "snr_est_db": f.snr_est_db, "batch": batch,
+                                     "samples": layout.frame_len(f.fmt, f.header.length, f.side_info is not None)})
+        record = self.spec["record"]
+        models = {str(p): sha256_file(p) for s in self.systems.values() for p in s.model_files() if Path(p).is_file()}
+        info = {"sample_rate_sps": self.spec["sample_rate_sps"], "radio": record["radio"], "node": self.spec["node"],
+                "scenario": record["scenario"], "system": self.spec["system"], "models": models}
+        for a in range(len(self.spec["inputs"])):
+            write_meta(record["prefix"], a, info, self.annotations)
 
     def handle(self, msg: dict, arrays: Arrays) -> Reply:
         if msg["cmd"] == "collect":
@@ -312,6 +333,13 @@ def rx_flowgraph(spec: dict[str, Any], deliver: Callable[[ReceivedFrame], None])
         sink = MimoReceiverSink(len(tb.sources), on_frame=deliver)
     for a, source in enumerate(tb.sources):
         tb.connect(source, (sink, a))
+    record = spec.get("record")
+    tb.recorders = []
+    if record:  # GNU Radio's file_sink beside the receiver: raw cf32_le, the SigMF data files
+        Path(record["prefix"]).parent.mkdir(parents=True, exist_ok=True)
+        for a, source in enumerate(tb.sources):
+            tb.recorders.append(blocks.file_sink(gr.sizeof_gr_complex, str(data_path(record["prefix"], a)), False))
+            tb.connect(source, tb.recorders[-1])
     return tb, sink
 
 

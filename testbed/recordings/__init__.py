@@ -1,0 +1,1 @@
+"""Recordings of RX samples: SigMF files (the ``sigmf`` package) with one annotation per frame."""

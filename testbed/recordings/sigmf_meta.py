@@ -1,0 +1,54 @@
+"""SigMF metadata of an RX node's recording: one ``<prefix>-ant<a>.sigmf-data`` per antenna
+(raw cf32_le samples, written by GNU Radio's file_sink beside the receiver) and its
+``.sigmf-meta``: the sample rate, the radio and its gains, the scenario, system and models (file
+-> sha256), and one annotation per frame the receiver found (start sample, length, user, seq,
+system, payload CRC, SNR estimate, batch). No gnuradio import here (docs/architecture.md
+"Layout"); the node program calls :func:`write_meta` after every batch, so a run that dies keeps
+a readable recording up to its last batch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sigmf
+from sigmf import SigMFFile
+
+NAMESPACE = "testbed"
+
+
+def data_path(prefix: str | Path, antenna: int) -> Path:
+    """The raw sample file of one antenna of a recording."""
+    return Path(f"{prefix}-ant{antenna}.sigmf-data")
+
+
+def write_meta(prefix: str | Path, antenna: int, info: dict[str, Any], frames: list[dict[str, Any]]) -> Path:
+    """Write ``<prefix>-ant<a>.sigmf-meta`` for the samples recorded so far.
+
+    Parameters: info {"sample_rate_sps", "radio", "scenario", "system", "models", "node"} (radio: a
+        dict of the radio config, gains included); frames [{"start", "samples", "user", "seq",
+        "system", "payload_ok", "snr_est_db", "batch"}], every frame found so far.
+    Returns: the .sigmf-meta path.
+    """
+    meta = SigMFFile(data_file=str(data_path(prefix, antenna)), skip_checksum=True, global_info={
+        sigmf.DATATYPE_KEY: "cf32_le",
+        sigmf.SAMPLE_RATE_KEY: float(info["sample_rate_sps"]),
+        sigmf.HW_KEY: str(info["radio"].get("name", "")),
+        sigmf.RECORDER_KEY: "semantic-PHY testbed RX node",
+        sigmf.DESCRIPTION_KEY: f"scenario {info['scenario']}, node {info['node']}, antenna {antenna}",
+        sigmf.EXTENSIONS_KEY: [],
+        f"{NAMESPACE}:system": info["system"],
+        f"{NAMESPACE}:models": info["models"],
+        f"{NAMESPACE}:radio": info["radio"],
+        f"{NAMESPACE}:antenna": antenna,
+    })
+    meta.add_capture(0, metadata={sigmf.FREQUENCY_KEY: float(info["radio"].get("center_freq_hz", 0.0))})
+    for f in frames:
+        meta.add_annotation(int(f["start"]), int(f["samples"]), metadata={
+            sigmf.LABEL_KEY: f"user {f['user']} seq {f['seq']}",
+            f"{NAMESPACE}:user": int(f["user"]), f"{NAMESPACE}:seq": int(f["seq"]),
+            f"{NAMESPACE}:system": int(f["system"]), f"{NAMESPACE}:payload_ok": bool(f["payload_ok"]),
+            f"{NAMESPACE}:snr_est_db": float(f["snr_est_db"]), f"{NAMESPACE}:batch": int(f["batch"])})
+    path = Path(f"{prefix}-ant{antenna}.sigmf-meta")
+    meta.tofile(str(path), skip_validate=True, overwrite=True)
+    return path
