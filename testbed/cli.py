@@ -100,6 +100,23 @@ def sweep(scenario: str = typer.Argument(...), snr_db: str = typer.Option(..., h
 
 
 @app.command()
+def replay(recording: Path = typer.Argument(..., help="a folder written by testbed run SCENARIO --record DIR"),
+           out: Optional[Path] = typer.Option(None, help="output folder (default runs/<time>-replay)")) -> None:
+    """Run the receiver and the decoders offline on a recorded run; writes the same metrics.json."""
+    from testbed.recordings.replay import replay as run_replay
+    from testbed.runner.scenario import default_out_dir
+
+    out_dir = out or default_out_dir("replay")
+    try:
+        doc = run_replay(recording, out_dir)
+    except TestbedError as err:
+        _fail(err)
+    console.print(_table(doc))
+    console.print(f"metrics: {out_dir / 'metrics.json'}")
+    _exit_if_all_failed(doc)
+
+
+@app.command()
 def demo(out: Optional[Path] = typer.Option(None)) -> None:
     """The embedded default run: the best DeepJSCC models at 1/6 and 1/12 against the digital
     envelope and its capacity-achieving ideal over the ZMQ virtual-radio network (TX, channel, RX

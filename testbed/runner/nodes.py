@@ -40,8 +40,8 @@ from testbed.phy.precoding import grid_precoder, zero_forcing
 from testbed.phy.receiver import ReceivedFrame
 from testbed.recordings.sigmf_meta import data_path, write_meta
 from testbed.runner.chain import GAP_SAMPLES
+from testbed.runner.decoding import decode_users
 from testbed.runner.control import Arrays, ControlServer, FeedbackReceiver, FeedbackSender
-from testbed.systems.base import Decoded, frame_stats
 
 BUFFER_ITEMS = 1 << 16
 FEEDBACK_WAIT_S = 2.0
@@ -247,16 +247,8 @@ class RxProgram:
             frames, self.frames = self.frames, []
         received = self.sink.samples_processed - self.batch_start
         self.batch_start = self.sink.samples_processed
-        reply: dict[str, Any] = {"waited": how, "samples_received": received, "users": {}}
-        arrays: Arrays = {}
-        for user in self.users:
-            manifest = msg["manifests"][str(user["flow"])]
-            mine = [f for f in frames if f.header.user == user["flow"]]
-            decoded = self.systems[user["name"]].decode(mine, manifest)
-            reply["users"][user["name"]] = frame_stats(mine, int(manifest["frames"]))
-            reply["users"][user["name"]]["frame_log"] = [[int(f.start), float(f.snr_est_db), bool(f.payload_ok)]
-                                                         for f in mine]
-            arrays.update(_arrays_of(user["name"], decoded))
+        users, arrays = decode_users(self.systems, self.users, frames, msg["manifests"])
+        reply: dict[str, Any] = {"waited": how, "samples_received": received, "users": users}
         if self.spec.get("record"):
             self._record(frames, int(msg["batch"]))
         snrs = [f.snr_est_db for f in frames]
@@ -288,12 +280,6 @@ class RxProgram:
         return {"samples_received": self.sink.samples_processed, "errors": self.sink.errors,
                 "feedback_dropped": self.feedback.dropped,
                 **{f"rx_{k}": v for k, v in self.sink.receiver.counters.as_dict().items()}}
-
-
-def _arrays_of(user: str, decoded: Decoded) -> Arrays:
-    out = {f"{user}/image/{name}": img for name, img in decoded.images.items()}
-    out.update({f"{user}/array/{name}": a for name, a in decoded.arrays.items()})
-    return out
 
 
 def run_rx_node(spec: dict[str, Any]) -> dict[str, Any]:

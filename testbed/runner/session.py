@@ -29,10 +29,12 @@ from testbed.phy.frame import FrameLayout
 from testbed.phy.mimo_frame import slot_len
 from testbed.runner.chain import GAP_SAMPLES, TAIL_SAMPLES
 from testbed.runner.control import ControlClient, Drain, new_token
+from testbed.runner.decoding import decoded_of
+from testbed.runner.files import write_json
 from testbed.runner.graph import Graph, build_graph, slotted, tx_mode
 from testbed.runner.launch import Launcher
 from testbed.runner.results import Results, UserBatch
-from testbed.systems.base import Decoded, Items
+from testbed.systems.base import Items
 
 READY_TIMEOUT_S = 120.0
 
@@ -75,6 +77,7 @@ class Session:
         self.sample = 0
         self.batch_count = 0
         self.chain_s: list[float] = []
+        self.record_log: list[dict[str, Any]] = []
         self.results = Results(self.topo, {n: s.label() for n, s in self.systems.items()})
 
     def _slot_samples(self) -> int:
@@ -303,10 +306,28 @@ class Session:
                     asked.append(rx.name)
         replies = {name: self._answer(name, self.scenario.timeout_s + 30.0) for name in asked}
         self.chain_s.append(time.perf_counter() - start)
+        if self.scenario.record:
+            self._log_batch(index, point, batch, encoded, total, replies)
         for rx in self.graph.rx():
             for user in rx.spec["users"]:
                 self.results.add(index, point, self._user_batch(rx.name, user, replies.get(rx.name), encoded, total,
                                                                        batch))
+
+    def _log_batch(self, index: int, point: dict[str, float], batch: int, encoded: dict[str, dict], total: int,
+                   replies: dict) -> None:
+        """Write ``session.json`` into the recording folder: what the replay needs besides the
+        samples (the scenario, the processes' users and flows, every batch's TX replies, sample
+        counts and which RX replied)."""
+        self.record_log.append({
+            "index": index, "point": point, "batch": batch, "total": total, "end_sample": self.sample,
+            "encoded": {tx: {k: enc[k] for k in ("manifests", "csi_snr_db", "csi_from")} for tx, enc in encoded.items()},
+            "samples_received": {rx: r[0]["samples_received"] for rx, r in replies.items() if r is not None}})
+        write_json(Path(self.scenario.record) / "session.json", {
+            "kind": "testbed-recording", "scenario": self.scenario.model_dump(mode="json"), "slot_samples": self.slot,
+            "rx": {p.name: {"node": p.spec["node"], "antennas": len(p.spec["inputs"]), "users": p.spec["users"]}
+                   for p in self.graph.rx()},
+            "tx": {p.name: {"flows": p.spec["flows"]} for p in self.graph.tx()},
+            "batches": self.record_log})
 
     def _user_batch(self, rx: str, user: dict, reply: tuple[dict, dict] | None, encoded: dict[str, dict],
                     total: int, batch: int) -> UserBatch:
@@ -316,17 +337,22 @@ class Session:
         if failure or reply is None:
             return UserBatch(name, failed=failure or f"process {rx} gave no result")
         msg, arrays = reply
-        decoded = Decoded(
-            images={k.split("/", 2)[2]: v for k, v in arrays.items() if k.startswith(f"{name}/image/")},
-            arrays={k.split("/", 2)[2]: v for k, v in arrays.items() if k.startswith(f"{name}/array/")})
-        enc = encoded[tx.name]
-        manifest = enc["manifests"][str(user["flow"])]
-        stats = dict(msg["users"][name])
-        frame_log = [[batch, *entry] for entry in stats.pop("frame_log")]
-        metrics = {**stats, **self.systems[name].score(self.items, manifest, decoded)}
-        metrics.update(samples_sent=total, samples_received=msg["samples_received"],
-                       samples_lost=total - msg["samples_received"], csi_snr_db=enc["csi_snr_db"])
-        return UserBatch(name, metrics=metrics, images=decoded.images, csi_from=enc["csi_from"], frame_log=frame_log)
+        return score_user_batch(self.systems[name], self.items, user, msg, arrays, encoded[tx.name], total, batch)
+
+
+def score_user_batch(system, items, user: dict, msg: dict, arrays: dict, enc: dict, total: int,
+                     batch: int) -> UserBatch:
+    """One user's batch from its RX node's collect reply ``msg`` + ``arrays`` and its TX's encode
+    reply ``enc``: frame counts, the system's scores, sample counts (also used by the replay)."""
+    name = user["name"]
+    decoded = decoded_of(name, arrays)
+    manifest = enc["manifests"][str(user["flow"])]
+    stats = dict(msg["users"][name])
+    frame_log = [[batch, *entry] for entry in stats.pop("frame_log")]
+    metrics = {**stats, **system.score(items, manifest, decoded)}
+    metrics.update(samples_sent=total, samples_received=msg["samples_received"],
+                   samples_lost=total - msg["samples_received"], csi_snr_db=enc["csi_snr_db"])
+    return UserBatch(name, metrics=metrics, images=decoded.images, csi_from=enc["csi_from"], frame_log=frame_log)
 
 
 def check_radios(scenario: Scenario) -> None:

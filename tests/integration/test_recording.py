@@ -29,3 +29,25 @@ def test_a_recorded_run_holds_the_frames_the_receiver_found(tmp_path):
     assert [f.start for f in again] == [a["core:sample_start"] for a in annotations]
     assert [f.header.seq for f in again] == [a["testbed:seq"] for a in annotations]
     assert all(f.payload_ok for f in again)
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("digital-awgn", ["channel.snr_db=[4,12]", "max_images=2", "batches=2"]),
+    ("deepjscc-rayleigh", ["channel.snr_db=[5]", "max_images=2"]),
+])
+def test_a_replayed_recording_gives_the_metrics_of_the_run(tmp_path, name, overrides):
+    from testbed.recordings.replay import replay
+
+    scenario = load_scenario(name, [*overrides, f"record={tmp_path / 'rec'}"])
+    live = run_scenario(scenario, tmp_path / "run").document
+    again = replay(tmp_path / "rec", tmp_path / "replay")
+    assert again["rows"] == live["rows"]
+    assert again["frames"] == live["frames"] and again["models"] == live["models"]
+
+
+def test_replay_of_a_folder_that_is_not_a_recording_names_it(tmp_path):
+    from testbed.errors import ConfigError
+    from testbed.recordings.replay import replay
+
+    with pytest.raises(ConfigError, match="session.json"):
+        replay(tmp_path, tmp_path / "out")

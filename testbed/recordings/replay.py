@@ -1,0 +1,107 @@
+"""``testbed replay RECORDING``: the receiver and the decoders run offline on a recorded run.
+
+A recording folder (``testbed run SCENARIO --record DIR``) holds, per RX process, one SigMF
+recording per antenna (:mod:`testbed.recordings.sigmf_meta`) and ``session.json``, written by
+the runner after every batch: the scenario, each process's users and flows, and per batch the
+TX nodes' encode replies (the manifests), the samples sent and the samples each RX had
+processed at the batch's end. Replay pushes each RX's samples through a fresh FrameReceiver
+(MimoFrameReceiver for several antennas), gives each batch the frames that start within its
+samples, decodes and scores every user exactly as the RX node and the runner do
+(:func:`testbed.runner.decoding.decode_users`, :func:`testbed.runner.session.score_user_batch`),
+and writes the same metrics.json rows.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import sigmf
+
+from testbed import registry
+from testbed.config.scenario import Scenario
+from testbed.errors import ConfigError
+from testbed.phy.receiver import FrameReceiver, ReceivedFrame
+from testbed.recordings.sigmf_meta import data_path
+from testbed.runner.chain import TAIL_SAMPLES
+from testbed.runner.decoding import decode_users
+from testbed.runner.files import read_json, write_json
+from testbed.runner.results import Results, UserBatch
+from testbed.runner.scenario import _relative, scenario_images
+from testbed.runner.session import score_user_batch
+from testbed.runner.versions import sha256, versions
+
+CHUNK = 1 << 16
+
+
+def load_session(folder: Path) -> dict:
+    path = Path(folder) / "session.json"
+    if not path.is_file():
+        raise ConfigError(f"recording {str(folder)!r} has no session.json; allowed: a folder written by "
+                          f"testbed run SCENARIO --record DIR")
+    doc = read_json(path)
+    if doc.get("kind") != "testbed-recording":
+        raise ConfigError(f"{path} is not a testbed recording (kind {doc.get('kind')!r})")
+    return doc
+
+
+def receive_recording(folder: Path, process: str, antennas: int) -> list[ReceivedFrame]:
+    """Every frame a fresh receiver finds in one RX process's recorded samples."""
+    streams = []
+    for a in range(antennas):
+        meta = Path(folder) / f"{process}-ant{a}.sigmf-meta"
+        if not meta.is_file() or not data_path(Path(folder) / process, a).is_file():
+            raise ConfigError(f"recording {str(folder)!r} lacks {meta.name} or its data file")
+        samples = sigmf.sigmffile.fromfile(str(meta)).read_samples().astype(np.complex64)
+        streams.append(np.concatenate([samples, np.zeros(TAIL_SAMPLES, np.complex64)]))
+    n = min(s.size for s in streams)
+    if antennas == 1:
+        receiver, frames = FrameReceiver(), []
+        for start in range(0, n, CHUNK):
+            frames += receiver.push(streams[0][start:start + CHUNK])
+        return frames
+    from testbed.phy.mimo_receiver import MimoFrameReceiver
+
+    receiver, frames = MimoFrameReceiver(n_antennas=antennas), []
+    for start in range(0, n, CHUNK):
+        frames += receiver.push([s[start:start + CHUNK] for s in streams])
+    return frames
+
+
+def replay(folder: Path, out_dir: Path) -> dict:
+    """Replay a recording into ``out_dir/metrics.json``; returns the document."""
+    folder = Path(folder)
+    session = load_session(folder)
+    scenario = Scenario.model_validate(session["scenario"])
+    topo = scenario.network()
+    items = scenario_images(scenario)
+    users = {u["name"]: (rx, u) for rx, p in session["rx"].items() for u in p["users"]}
+    systems = {name: registry.create("system", scenario.system, params=u["params"], seed=scenario.seed)
+               for name, (_, u) in users.items()}
+    frames = {rx: receive_recording(folder, rx, p["antennas"]) for rx, p in session["rx"].items()}
+    results = Results(topo, {name: s.label() for name, s in systems.items()})
+    begin = 0
+    for entry in session["batches"]:
+        manifests = {flow: m for enc in entry["encoded"].values() for flow, m in enc["manifests"].items()}
+        for rx, p in session["rx"].items():
+            mine = [f for f in frames[rx] if begin <= f.start < entry["end_sample"]]
+            decoded, arrays = decode_users({u["name"]: systems[u["name"]] for u in p["users"]}, p["users"], mine,
+                                           manifests)
+            received = entry["samples_received"].get(rx)
+            for user in p["users"]:
+                tx = next(t for t, q in session["tx"].items() if user["flow"] in q["flows"])
+                if received is None:
+                    outcome = UserBatch(user["name"], failed=f"process {rx} gave no result when recorded")
+                else:
+                    msg = {"users": decoded, "samples_received": received}
+                    outcome = score_user_batch(systems[user["name"]], items, user, msg, arrays, entry["encoded"][tx],
+                                               entry["total"], entry["batch"])
+                results.add(entry["index"], entry["point"], outcome)
+        begin = entry["end_sample"]
+    doc = {"scenario": scenario.name, "system": scenario.system, "rows": results.rows(),
+           "config": scenario.model_dump(), "radio": scenario.radio_config().model_dump(), "versions": versions(),
+           "models": {_relative(p): sha256(p) for p in sorted({f for s in systems.values() for f in s.model_files()})},
+           "problems": [], "processes": {}, "slot_samples": session["slot_samples"],
+           "frames": results.frame_logs(), "channel_changes": [], "replayed_from": str(folder)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "metrics.json", doc)
+    return doc
