@@ -204,7 +204,8 @@ def models(verify: bool = typer.Option(False, "--verify", help="check hash, name
         entry = registry.get("model", name)
         problems, psnr = (_check_model(entry) if verify else []), ""
         try:
-            psnr = " / ".join(f"{v:.2f}" for v in read_card(entry.encoder)["metrics"]["photos_awgn"]["psnr_db"])
+            awgn = read_card(entry.encoder)["metrics"]["photos_awgn"]
+            psnr = " / ".join(f"{v:.2f}" for s, v in zip(awgn["snr_db"], awgn["psnr_db"]) if s in (0.0, 10.0, 20.0))
         except (TestbedError, KeyError) as err:
             problems = problems or [str(err)]
         failed |= bool(problems)
