@@ -60,3 +60,17 @@ def test_whole_image_training_resumes_and_evaluates(tmp_path, monkeypatch) -> No
     assert result["n_images"] == 4 and np.isfinite(result["psnr_db"][0])
     assert train_module.command_line("1/6", "adjscc-wide", 145, 0, "models/deepjscc") == (
         "testbed train deepjscc --ratio 1/6 --variant adjscc-wide --minutes 145 --seed 0 --out models/deepjscc")
+
+
+def test_a_finished_run_can_be_warm_restarted(tmp_path, monkeypatch) -> None:
+    photos = [img for _, img in default_images()]
+    monkeypatch.setattr(train_module, "photo_corpus", lambda split: photos)
+    args = dict(bandwidth_ratio="1/12", variant="adjscc-wide", seed=2, out_dir=tmp_path, width=8, crop=32,
+                batch_size=2, progress=False)
+    first = train_module.train(minutes=0.01, **args)
+    second = train_module.train(minutes=0.01, init=first, **args)
+    assert second != first
+    state = torch.load(second, weights_only=False)
+    assert state["run_config"]["init"]["file"] == first.name and state["run_config"]["init"]["minutes_total"] == 0.01
+    with pytest.raises(ConfigError, match="init"):
+        train_module.train(minutes=0.01, init=first, **{**args, "width": 16})

@@ -103,8 +103,30 @@ def learning_rate(fraction: float, lr: float = LR) -> float:
     return lr * (LR_FLOOR + (1.0 - LR_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * t)))
 
 
-def checkpoint_path(out_dir: Path, bandwidth_ratio: str, variant: str, seed: int, minutes: float) -> Path:
-    return Path(out_dir) / f"{model_name(bandwidth_ratio, variant)}-seed{seed}-{minutes:g}min.ckpt"
+def checkpoint_path(out_dir: Path, bandwidth_ratio: str, variant: str, seed: int, minutes: float,
+                    init_tag: str = "") -> Path:
+    tag = f"-init{init_tag}" if init_tag else ""
+    return Path(out_dir) / f"{model_name(bandwidth_ratio, variant)}-seed{seed}-{minutes:g}min{tag}.ckpt"
+
+
+def _init_state(init: Path, bandwidth_ratio: str, variant: str, width: int) -> dict:
+    """The weights of a finished checkpoint to warm-start from, and where they came from."""
+    from testbed.onnx.card import sha256_file
+
+    if not Path(init).is_file():
+        raise ConfigError(f"init {str(init)!r} is not a file; allowed: a checkpoint written by testbed train deepjscc")
+    state = torch.load(init, weights_only=False)
+    rc = state.get("run_config", {})
+    mine = {"bandwidth_ratio": bandwidth_ratio, "variant": variant, "width": width}
+    theirs = {k: rc.get(k) for k in mine}
+    if theirs != mine:
+        raise ConfigError(f"init {str(init)!r} is a {theirs} model; allowed: a checkpoint of {mine}")
+    before = rc.get("init", {}).get("minutes_total", 0.0)
+    return {"model": state["model"], "provenance": {
+        "file": Path(init).name, "sha256": sha256_file(init), "steps": state["step"],
+        "minutes_total": before + rc["minutes"], "command": command_line(
+            rc["bandwidth_ratio"], rc["variant"], rc["minutes"], rc["seed"], Path("models/deepjscc"), rc["threads"],
+            rc["width"], rc["lr"])}}
 
 
 def _save(path: Path, state: dict) -> None:
@@ -127,6 +149,7 @@ def train(
     crop: int | None = None,
     checkpoint_minutes: float = 2.0,
     progress: bool = True,
+    init: Path | None = None,
 ) -> Path:
     """Train one model for ``minutes`` of wall-clock time; resume if a checkpoint exists.
 
@@ -135,7 +158,10 @@ def train(
         out_dir for checkpoints; threads for torch; batch_size crops per step; snr_range_db
         (low, high) for the uniform per-sample SNR; width, the hidden filters; lr, Adam's peak
         learning rate; crop, the side of the square training crops in px. None takes the
-        family's value from ``DEFAULTS``.
+        family's value from ``DEFAULTS``. init, a finished checkpoint of the same architecture
+        to start from (a warm restart: fresh optimizer and schedule, weights kept), so a long
+        training can go on after its schedule ended; its name, sha256, steps and minutes are
+        recorded in the run config.
     Returns: path of the final checkpoint (a dict with "model" state_dict, "config", "step",
         "elapsed_s", "optimizer", "history", ...).
     """
@@ -152,7 +178,9 @@ def train(
         raise ConfigError(f"snr_range_db {snr_range_db!r} is invalid; allowed: (low, high) with low <= high")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = checkpoint_path(out_dir, bandwidth_ratio, variant, seed, minutes)
+    start = _init_state(init, bandwidth_ratio, variant, width) if init is not None else None
+    path = checkpoint_path(out_dir, bandwidth_ratio, variant, seed, minutes,
+                           start["provenance"]["sha256"][:8] if start else "")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -163,6 +191,9 @@ def train(
                   "batch_size": batch_size, "snr_range_db": [low, high], "width": width, "lr": lr, "threads": threads}
     if variant == WHOLE_IMAGE:
         run_config["crop"] = crop
+    if start is not None:
+        run_config["init"] = start["provenance"]
+        model.load_state_dict(start["model"])
     step, elapsed, history = 0, 0.0, []
     if path.exists():
         state = torch.load(path, weights_only=False)
@@ -253,6 +284,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--width", type=int, default=None, help="filters per hidden layer (default: the family's)")
     parser.add_argument("--lr", type=float, default=None, help="peak Adam learning rate (default: the family's)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="warm-start from this finished checkpoint (same ratio, variant, width)")
     parser.add_argument("--checkpoints", type=Path, default=Path("runs/train/deepjscc"),
                         help="folder for the resumable checkpoints (not shipped)")
     return parser.parse_args(argv)
@@ -264,13 +297,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     args = parse_args(argv)
     ckpt = train(args.ratio, args.variant, args.minutes, args.seed, args.checkpoints, threads=args.threads,
-                 width=args.width, lr=args.lr)
+                 width=args.width, lr=args.lr, init=args.init)
     model = load_checkpoint_model(ckpt)
     state = torch.load(ckpt, weights_only=False)
     command = command_line(args.ratio, args.variant, args.minutes, args.seed, args.out, args.threads,
                            args.width, args.lr)
+    before = state["run_config"].get("init", {})
+    if before:  # a warm restart: the card counts every minute and step since the first run
+        command = f"{before['command']} && {command} --init {before['file']}"
     paths, card = export_system(model, args.out, model_name(args.ratio, args.variant), command=command,
-                                seed=args.seed, minutes=args.minutes, steps=state["step"],
+                                seed=args.seed, minutes=args.minutes + before.get("minutes_total", 0.0),
+                                steps=state["step"] + before.get("steps", 0),
                                 run_config=state["run_config"], threads=args.threads)
     print(json.dumps({"files": [str(p) for p in paths], "metrics": card["metrics"]}, indent=1))
     return card
