@@ -19,6 +19,7 @@ import sigmf
 
 from testbed import registry
 from testbed.config.scenario import Scenario
+from testbed.config.yaml_io import validate
 from testbed.errors import ConfigError
 from testbed.phy.receiver import FrameReceiver, ReceivedFrame
 from testbed.recordings.sigmf_meta import data_path
@@ -71,7 +72,7 @@ def replay(folder: Path, out_dir: Path) -> dict:
     """Replay a recording into ``out_dir/metrics.json``; returns the document."""
     folder = Path(folder)
     session = load_session(folder)
-    scenario = Scenario.model_validate(session["scenario"])
+    scenario = validate(Scenario, session["scenario"], f"{folder / 'session.json'}: scenario")
     topo = scenario.network()
     items = scenario_images(scenario)
     users = {u["name"]: (rx, u) for rx, p in session["rx"].items() for u in p["users"]}

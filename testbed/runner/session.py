@@ -323,7 +323,7 @@ class Session:
             "encoded": {tx: {k: enc[k] for k in ("manifests", "csi_snr_db", "csi_from")} for tx, enc in encoded.items()},
             "samples_received": {rx: r[0]["samples_received"] for rx, r in replies.items() if r is not None}})
         write_json(Path(self.scenario.record) / "session.json", {
-            "kind": "testbed-recording", "scenario": self.scenario.model_dump(mode="json"), "slot_samples": self.slot,
+            "kind": "testbed-recording", "scenario": self.scenario.model_dump(mode="json", exclude_unset=True), "slot_samples": self.slot,
             "rx": {p.name: {"node": p.spec["node"], "antennas": len(p.spec["inputs"]), "users": p.spec["users"]}
                    for p in self.graph.rx()},
             "tx": {p.name: {"flows": p.spec["flows"]} for p in self.graph.tx()},

@@ -34,6 +34,7 @@ def test_a_recorded_run_holds_the_frames_the_receiver_found(tmp_path):
 @pytest.mark.parametrize("name,overrides", [
     ("digital-awgn", ["channel.snr_db=[4,12]", "max_images=2", "batches=2"]),
     ("deepjscc-rayleigh", ["channel.snr_db=[5]", "max_images=2"]),
+    ("mumimo-uplink", ["max_images=1"]),
 ])
 def test_a_replayed_recording_gives_the_metrics_of_the_run(tmp_path, name, overrides):
     from testbed.recordings.replay import replay
