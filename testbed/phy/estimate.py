@@ -63,6 +63,57 @@ def pilot_phase(y_pilots: np.ndarray, h_pilots: np.ndarray, x_pilots: np.ndarray
     return offset + slope * n
 
 
+def iq_dc(x: np.ndarray) -> tuple[complex, complex]:
+    """Blind estimates of a receiver's DC offset and IQ imbalance from OFDM data samples.
+
+    With y = mu s + nu conj(s) + dc and s circular (E[s^2] = 0, as OFDM data is), the mean is the
+    DC offset and, after removing it, E[y^2] / (2 E[|y|^2]) = w ~ nu / conj(mu); y - w conj(y)
+    has no image left (to first order in nu). Each estimate is 0 unless it stands out of its own
+    noise (3 standard deviations for len(x) samples), so a clean receiver is not disturbed.
+
+    Inputs: x complex (n,) raw samples (before CFO correction). Returns: (dc, w).
+    """
+    x = np.asarray(x, dtype=np.complex128)
+    n = max(x.size, 1)
+    power = float(np.mean(np.abs(x) ** 2)) if x.size else 0.0
+    dc = complex(np.mean(x)) if x.size else 0j
+    dc = dc if abs(dc) ** 2 > 9.0 * power / n else 0j
+    y = x - dc
+    w = complex(np.mean(y * y) / (2.0 * max(float(np.mean(np.abs(y) ** 2)), 1e-30))) if x.size else 0j
+    w = w if abs(w) > 3.0 / np.sqrt(n) else 0j
+    return dc, w
+
+
+def correct_iq_dc(x: np.ndarray, dc: complex, w: complex) -> np.ndarray:
+    """x - dc with the image w conj(x - dc) removed; complex64, x's shape."""
+    if dc == 0 and w == 0:
+        return x
+    y = x - np.complex64(dc)
+    return (y - np.complex64(w) * np.conj(y)).astype(np.complex64)
+
+
+SCO_MIN_SYMBOLS = 32  # shorter frames (the 9-symbol header) drift too little to be worth the noise
+
+
+def pilot_sco(y_pilots: np.ndarray, h_pilots: np.ndarray, x_pilots: np.ndarray, k_pilots: np.ndarray,
+              phase: np.ndarray) -> float:
+    """Sample-clock offset as a phase slope alpha (rad per OFDM symbol per subcarrier index):
+    after the common phase, pilot k turns by alpha * k per symbol (the FFT window drifts by a
+    fraction of a sample each symbol). Each pilot's turn rate is the ML tone frequency of its
+    correlations; alpha is their least-squares fit through the origin in k. 0 for frames of
+    fewer than SCO_MIN_SYMBOLS symbols.
+
+    Inputs: y_pilots complex (n_sym, P), h_pilots (P,), x_pilots (n_sym, P), k_pilots int (P,)
+        signed subcarrier indices, phase float (n_sym,) from :func:`pilot_phase`.
+    """
+    if y_pilots.shape[0] < SCO_MIN_SYMBOLS:
+        return 0.0
+    c = y_pilots * np.conj(h_pilots[None, :] * x_pilots) * np.exp(-1j * phase)[:, None]
+    rates = np.array([_tone_frequency(c[:, p]) for p in range(c.shape[1])])
+    k = np.asarray(k_pilots, dtype=float)
+    return float(np.sum(k * rates) / np.sum(k * k))
+
+
 def _tone_frequency(c: np.ndarray) -> float:
     """ML angular frequency (rad/sample) of a complex tone in noise, c complex (n,)."""
     size = max(1024, 8 * (1 << int(np.ceil(np.log2(c.size)))))

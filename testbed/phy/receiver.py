@@ -82,7 +82,10 @@ class ReceiverSettings:
     MimoFrameReceiver): ``threshold`` is the Schmidl-Cox detection threshold on M in [0, 1];
     ``backoff`` the FFT window advance into the cyclic prefix (samples); ``delays`` the channel
     delay window (samples) of the LS fit; ``max_frame_len`` bounds what a header may announce;
-    ``counters`` counts every detection's outcome."""
+    ``track_sco`` follows a sample-clock offset with the pilots' phase slope across subcarriers
+    (estimate.pilot_sco; single-antenna receiver); ``correct_iq`` removes a DC offset and an IQ
+    imbalance estimated blindly from each digital payload (estimate.iq_dc; single-antenna
+    receiver); ``counters`` counts every detection's outcome."""
 
     layout: FrameLayout = field(default_factory=FrameLayout)
     threshold: float = 0.1
@@ -91,6 +94,8 @@ class ReceiverSettings:
     delays: tuple[int, ...] = DEFAULT_DELAYS
     max_frame_len: int = 1 << 21
     min_power: float = 1e-9
+    track_sco: bool = True
+    correct_iq: bool = True
     counters: RxCounters = field(default_factory=RxCounters)
 
 
@@ -189,8 +194,13 @@ class FrameReceiver(ReceiverSettings):
         grid = to_freq(seg, n_sym, params, start)
         used = params.bins(params.used)
         pilot_pos = np.searchsorted(np.asarray(params.used), np.asarray(params.pilots))
-        phase = estimate.pilot_phase(grid[:, params.bins(params.pilots)], state.h[pilot_pos], pilot_values(n_sym, first))
-        grid[:, used] *= np.exp(-1j * phase)[:, None].astype(np.complex64)
+        y_pilots, x_pilots = grid[:, params.bins(params.pilots)], pilot_values(n_sym, first)
+        phase = estimate.pilot_phase(y_pilots, state.h[pilot_pos], x_pilots)
+        alpha = (estimate.pilot_sco(y_pilots, state.h[pilot_pos], x_pilots, np.asarray(params.pilots), phase)
+                 if self.track_sco else 0.0)
+        n = first + np.arange(n_sym)  # the window's drift grows from the LTF, before symbol 0
+        turn = phase[:, None] + alpha * n[:, None] * np.asarray(params.used, dtype=float)[None, :]
+        grid[:, used] *= np.exp(-1j * turn).astype(np.complex64)
         return grid
 
     def _data(self, grid: np.ndarray, state: _Sync) -> tuple[np.ndarray, np.ndarray]:
@@ -233,7 +243,16 @@ class FrameReceiver(ReceiverSettings):
 
     def _payload(self, state: _Sync, end: int) -> ReceivedFrame:
         lay, hdr, fmt = self.layout, state.header, state.fmt
-        seg = sync.rotate(self._buf[state.ref : end], state.cfo)
+        raw = self._buf[state.ref : end]
+        frame0 = state.ltf - lay.preamble.ltf_gi - lay.preamble.stf_len
+        dc, w = estimate.iq_dc(raw[frame0 + lay.payload_start :]) if self.correct_iq else (0j, 0j)
+        if fmt.analog:  # a neural encoder's symbols need not be circular: only digital payloads are
+            w = 0j      # (scrambled QAM); the DC carrier is empty for every payload
+        if dc or w:  # the preamble's channel estimate is redone on the corrected samples
+            seg = sync.rotate(estimate.correct_iq_dc(raw, dc, w), state.cfo)
+            state.h, state.no = self._channel(seg, state.ltf)
+        else:
+            seg = sync.rotate(raw, state.cfo)
         n_data = fmt.n_symbols(hdr.length)
         n_side = SIDE_SYMBOLS if has_side_info(hdr.flags) else 0
         n_sym = lay.header_symbols + lay.payload_symbols(n_side + n_data)
@@ -241,7 +260,6 @@ class FrameReceiver(ReceiverSettings):
         x, nv = self._data(grid, state)
         side = decode_side_info(x[:n_side], nv[:n_side]) if n_side else (None, False)
         x, nv = x[n_side : n_side + n_data], nv[n_side : n_side + n_data]
-        frame0 = state.ltf - lay.preamble.ltf_gi - lay.preamble.stf_len
         common = dict(header=hdr, fmt=fmt, start=self._offset + state.ref + frame0,
                       snr_est_db=estimate.snr_db(state.h, state.no), cfo=state.cfo, side_info=side[0], side_ok=side[1])
         self.counters.frames += 1

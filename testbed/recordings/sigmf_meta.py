@@ -36,7 +36,7 @@ def write_meta(prefix: str | Path, antenna: int, info: dict[str, Any], frames: l
         sigmf.HW_KEY: str(info["radio"].get("name", "")),
         sigmf.RECORDER_KEY: "semantic-PHY testbed RX node",
         sigmf.DESCRIPTION_KEY: f"scenario {info['scenario']}, node {info['node']}, antenna {antenna}",
-        sigmf.EXTENSIONS_KEY: [],
+        sigmf.EXTENSIONS_KEY: [{"name": NAMESPACE, "version": "1.0.0", "optional": True}],
         f"{NAMESPACE}:system": info["system"],
         f"{NAMESPACE}:models": info["models"],
         f"{NAMESPACE}:radio": info["radio"],

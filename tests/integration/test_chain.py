@@ -47,6 +47,7 @@ def test_a_dead_process_is_named_and_the_loss_counted(tmp_path):
     received = chain.received(0)  # the RX kept and saved what it had measured (maybe nothing yet)
     assert received is not None
     m = evaluate(system, [], encoded, received)
-    sent, got = chain.statuses["tx0"]["samples_sent"], chain.statuses["rx0"]["samples_received"]
+    # a TX still sending when the channel died may report no count (-1: unknown)
+    sent, got = chain.statuses["tx0"].get("samples_sent", -1), chain.statuses["rx0"]["samples_received"]
     assert got < sent or sent < 0 or chain.statuses["tx0"].get("stopped") != "done"
     assert m["frames_received"] < m["frames_sent"] and m["frames_lost"] == m["frames_sent"] - m["frames_received"]
