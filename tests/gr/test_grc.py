@@ -63,7 +63,8 @@ def _stored_meta(debug) -> list[dict]:
 
 
 def test_expected_flowgraphs_and_blocks_exist():
-    assert {"loopback.grc", "zmq_tx.grc", "zmq_channel.grc", "zmq_rx.grc"} <= {p.name for p in GRC_FILES}
+    assert {"loopback.grc", "zmq_tx.grc", "zmq_channel.grc", "zmq_rx.grc", "pluto_tx.grc", "pluto_rx.grc",
+            "uhd_tx.grc", "uhd_rx.grc"} <= {p.name for p in GRC_FILES}
     assert {"testbed_framer_source.block.yml", "testbed_receiver_sink.block.yml",
             "testbed_channel.block.yml"} <= {p.name for p in BLOCK_FILES}
 
