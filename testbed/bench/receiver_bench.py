@@ -25,12 +25,13 @@ def _rate(stream: np.ndarray) -> tuple[float, int]:
     return stream.size / (time.perf_counter() - start), frames
 
 
-def frame_stream(n_frames: int, fmt: PayloadFormat, snr_db: float, gap: int = 400, seed: int = 0) -> np.ndarray:
+def frame_stream(n_frames: int, fmt: PayloadFormat, snr_db: float, gap: int = 400, seed: int = 0,
+                 payload_bytes: int = 1500) -> np.ndarray:
     rng = np.random.default_rng(seed)
     framer = Framer()
     parts = []
     for i in range(n_frames):
-        parts += [framer.frame(rng.integers(0, 256, 1500, dtype=np.uint8).tobytes(), fmt, seq=i),
+        parts += [framer.frame(rng.integers(0, 256, payload_bytes, dtype=np.uint8).tobytes(), fmt, seq=i),
                   np.zeros(gap, np.complex64)]
     return awgn(np.concatenate(parts)[None, :], snr_db, rng)[0]
 

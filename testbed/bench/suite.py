@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from testbed import registry
+from testbed.bench.gr_ofdm_bench import PACKET_BYTES, bench_gr_ofdm
 from testbed.bench.ldpc_bench import bench_ldpc
 from testbed.bench.neural_bench import bench_image_path, bench_onnx_vs_torch, bench_whole_image
 from testbed.bench.network_bench import bench_broadcast, bench_tile_latency
@@ -36,6 +37,11 @@ def run_suite(quick: bool = False) -> list[Row]:
     rows.append(Row(f"three-process chain ({chain['samples']:,} samples)", f"{chain['chain_sps'] / 1e6:.2f} MS/s",
                     f"raw gr-zeromq PUSH/PULL {chain['raw_sps'] / 1e6:.2f} MS/s", chain["chain_sps"] / chain["raw_sps"],
                     "report"))
+    peer = bench_gr_ofdm(100 if quick else 400)
+    rows.append(Row(f"receiver, QPSK {PACKET_BYTES}-byte packets ({peer['ours_frames']:.0%} received)",
+                    f"{peer['ours_sps'] / 1e6:.2f} MS/s",
+                    f"gr-digital ofdm_rx {peer['gr_sps'] / 1e6:.2f} MS/s ({peer['gr_delivered']:.0%} delivered)",
+                    peer["ours_sps"] / peer["gr_sps"], "report"))
     ldpc = bench_ldpc(n_codewords=500 if quick else 2000)
     rows.append(Row(f"LDPC n=648 R1/2 decoder (BLER {ldpc['ours_bler']:.3f} vs {ldpc['ldpc_pkg_bler']:.3f})",
                     f"{ldpc['ours_mbps']:.2f} Mb/s", f"ldpc.BpDecoder {ldpc['ldpc_pkg_mbps']:.2f} Mb/s",
