@@ -112,8 +112,10 @@ class PillowCodec:
             raise TestbedError(f"{self.name} cannot decode {len(data)} bytes: "
                                f"{type(err).__name__}: {err}") from None
 
-    def fit_budget(self, img: np.ndarray, budget_bytes: int) -> tuple[bytes, int] | None:
-        """Highest quality whose whole file, headers included, is at most ``budget_bytes``.
+    def fit_budget(self, img: np.ndarray, budget_bytes: int,
+                   bounds: tuple[int, int] | None = None) -> tuple[bytes, int] | None:
+        """Highest quality whose whole file, headers included, is at most ``budget_bytes``;
+        ``bounds`` (low, high) narrows the search to qualities known to bracket the answer.
 
         Bisection over the integer quality (about 7 encodings for 0..100), assuming the file
         size grows with quality. The container/codestream header is counted as payload.
@@ -121,7 +123,7 @@ class PillowCodec:
         Parameters: img float32 (3, H, W) in [0, 1]; budget_bytes, the byte budget.
         Returns: (file bytes, quality), or None when even the lowest quality does not fit.
         """
-        low, high = self.quality_range
+        low, high = bounds or self.quality_range
         best = None
         fits, too_big = low - 1, high + 1  # invariant: fits fits (or is below range), too_big does not
         while too_big - fits > 1:

@@ -151,25 +151,6 @@ def capacity_bits(snr_db: float, channel: str) -> float:
     return float(np.mean(np.log2(1.0 + rayleigh_power_quantiles() * snr)))
 
 
-def fit_exact(codec, img: np.ndarray, budget_bytes: int, low: int, high: int) -> bytes | None:
-    """The file of the highest quality in [low, high] that fits ``budget_bytes`` (bisection;
-    ``low`` is known to fit when it is a grid quality at or below the budget)."""
-    best = None
-    data = codec.encode(img, low)
-    if len(data) > budget_bytes:
-        fitted = codec.fit_budget(img, budget_bytes)
-        return fitted[0] if fitted is not None else None
-    best, fits, too_big = data, low, high + 1
-    while too_big - fits > 1:
-        quality = (fits + too_big) // 2
-        data = codec.encode(img, quality)
-        if len(data) <= budget_bytes:
-            fits, best = quality, data
-        else:
-            too_big = quality
-    return best
-
-
 @register("system", "digital-envelope")
 class EnvelopeSystem(System):
     """The best codec + LDPC + QAM + frame size per SNR (module docstring); rows carry the choice."""
@@ -220,8 +201,10 @@ class EnvelopeSystem(System):
         kept, since batches of a point code the same images at the same budget."""
         key = (codec, _digest(img), budget)
         if key not in self._files:
-            bracket = self.rd(codec, img).bracket(budget)
-            self._files[key] = fit_exact(self.codecs[codec], img, budget, *bracket) or b""
+            low, high = self.rd(codec, img).bracket(budget)
+            fitted = (self.codecs[codec].fit_budget(img, budget, (low, high))
+                      or self.codecs[codec].fit_budget(img, budget))  # the grid's low quality may not fit
+            self._files[key] = fitted[0] if fitted is not None else b""
         return self._files[key]
 
     def budget(self, n_cu: int, cand: Candidate) -> int:
