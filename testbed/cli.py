@@ -217,13 +217,13 @@ def models(verify: bool = typer.Option(False, "--verify", help="check hash, name
 
 
 def _check_model(entry) -> list[str]:
-    from testbed.onnx.verify import parity, verify_model
+    from testbed.onnx.verify import PARITY_TOLERANCE, parity, verify_model
 
     problems = verify_model(entry)
     if not problems:
         err = parity(entry)
-        if err > 1e-4:
-            problems.append(f"ONNX vs torch max abs error {err:.2e} > 1e-4")
+        if err > PARITY_TOLERANCE:
+            problems.append(f"ONNX vs torch max abs error {err:.2e} > {PARITY_TOLERANCE:g}")
     return problems
 
 

@@ -17,7 +17,7 @@ from testbed.metrics import psnr_db
 from testbed.onnx.card import REQUIRED_FIELDS, card_path, read_card, sha256_file
 from testbed.onnx.export import export_model, state_dict_from_onnx
 from testbed.onnx.session import OnnxModel
-from testbed.onnx.verify import parity, verify_model
+from testbed.onnx.verify import PARITY_TOLERANCE, parity, verify_model
 from testbed.registry import create, get, names
 from testbed.systems.deepjscc.codec import NeuralImageCodec
 from testbed.systems.deepjscc.model import DeepJSCC
@@ -33,7 +33,7 @@ def test_the_four_models_are_registered() -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_onnx_matches_torch(name: str) -> None:
-    assert parity(get("model", name), n=8, seed=1) <= 1e-4
+    assert parity(get("model", name), n=8, seed=1) <= PARITY_TOLERANCE
 
 
 @pytest.mark.parametrize("name", MODELS)
