@@ -101,6 +101,7 @@ class RadioConfig(BaseModel):
     bandwidth_hz: float | None = Field(default=None, gt=0)
     tx_gain_db: float
     rx_gain_db: float
+    tx_backoff_db: float = Field(default=15.0, ge=0.0, le=40.0)  # hardware: TX RMS below DAC full scale
     tx_channels: list[int] = [0]
     rx_channels: list[int] = [0]
     clock_source: RefSource = "internal"

@@ -24,6 +24,8 @@ class MimoReceiverSink(gr.sync_block):
         self.errors = 0
         self.samples_processed = 0
         self.busy = False
+        self.rx_time_tags = self.radio_overflows = 0
+        self.power_log: list[tuple[int, float]] | None = None
 
     def work(self, input_items, output_items):
         n = min(len(x) for x in input_items)

@@ -28,6 +28,33 @@ def frame_to_pdu(frame: ReceivedFrame, sample_rate_sps: float) -> pmt.pmt_t:
     return pmt.cons(pmt.to_pmt(meta), vec)
 
 
+RX_TIME = pmt.intern("rx_time")
+
+
+def count_overflows(block, n: int) -> None:
+    """gr-uhd's usrp_source tags ``rx_time`` on its first sample and again after every overflow
+    (samples lost in the device or its transport): each later tag adds one to
+    ``block.radio_overflows``. Streams without such tags (virtual radios, Pluto) count none."""
+    block.rx_time_tags += len(block.get_tags_in_window(0, 0, n, RX_TIME))
+    block.radio_overflows = max(0, block.rx_time_tags - 1)
+
+
+POWER_BLOCK = 4096
+"""Samples per noise-floor measurement: means over fewer are too noisy to take the minimum of."""
+
+
+def log_power(block, samples, n: int) -> None:
+    """Over the air (``block.power_log`` a list): append (last sample index, mean power of
+    antenna 0) for every ``POWER_BLOCK`` samples; the noise floor is the quietest block of a batch."""
+    if block.power_log is None or not n:
+        return
+    x = samples[0] if isinstance(samples, list) else samples
+    full = n // POWER_BLOCK * POWER_BLOCK  # a chunk's remainder (and chunks below a block) are skipped
+    means = np.mean(np.abs(x[:full].reshape(-1, POWER_BLOCK)) ** 2, axis=1) if full else ()
+    for i, mean in enumerate(means):
+        block.power_log.append((block.samples_processed + (i + 1) * POWER_BLOCK, float(mean)))
+
+
 def receive(block, samples, n: int, publish: Callable[[ReceivedFrame], None] | None = None) -> None:
     """The work of a receiving block (``ReceiverSink``, ``MimoReceiverSink``): push ``samples``
     (``n`` per stream) into ``block.receiver``, hand each frame to ``block.on_frame`` and
@@ -35,6 +62,8 @@ def receive(block, samples, n: int, publish: Callable[[ReceivedFrame], None] | N
     long push, e.g. numba compiling on first use, is not an idle input). An exception in the
     receiver is counted in ``block.errors`` and the burst skipped, never fatal to the run."""
     block.busy = True
+    count_overflows(block, n)
+    log_power(block, samples, n)
     try:
         frames = block.receiver.push(samples)
     except Exception:  # counted and skipped
@@ -68,6 +97,8 @@ class ReceiverSink(gr.sync_block):
         self.errors = 0
         self.samples_processed = 0  # counted after the frames of a work() call are delivered
         self.busy = False
+        self.rx_time_tags = self.radio_overflows = 0
+        self.power_log: list[tuple[int, float]] | None = None
         self.message_port_register_out(pmt.intern("frames"))
 
     def work(self, input_items, output_items):

@@ -19,6 +19,10 @@ class RadioBackend(ABC):
     """A family of radios behind one API; registered as ``register("radio", name)``."""
 
     name: str
+    tx_idle: str = "pause"
+    """What a TX stream does between batches: ``"pause"`` (a virtual radio's stream just waits),
+    ``"burst"`` (tx_sob/tx_eob tags around every batch, the device idles between bursts: UHD),
+    ``"zeros"`` (zeros keep the device's buffers fed: Pluto, whose sink has no burst mode)."""
 
     @abstractmethod
     def available(self) -> tuple[bool, str]:
@@ -35,6 +39,11 @@ class RadioBackend(ABC):
     @abstractmethod
     def make_sink(self, cfg: RadioConfig, **kwargs: Any) -> Any:
         """A GNU Radio block with one complex64 input per TX channel of ``cfg``."""
+
+    def watch_sink(self, tb: Any, sink: Any) -> Any | None:
+        """A block in ``tb`` counting ``sink``'s device events (underflows, late packets), with
+        ``counts`` (dict event -> count); None when the device reports none."""
+        return None
 
     def check_config(self, cfg: RadioConfig) -> None:
         """RadioError unless ``cfg`` is meant for this backend."""

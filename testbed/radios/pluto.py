@@ -84,6 +84,7 @@ class PlutoRadio(RadioBackend):
     """ADALM-PLUTO (AD9363) in 1r1t or 2r2t mode."""
 
     name = "pluto"
+    tx_idle = "zeros"
 
     def available(self) -> tuple[bool, str]:
         """gr-iio, pylibiio and pyadi-iio importable? Reports the libiio version."""

@@ -43,6 +43,7 @@ class UhdRadio(RadioBackend):
     """Ettus USRPs through UHD."""
 
     name = "uhd"
+    tx_idle = "burst"
 
     def available(self) -> tuple[bool, str]:
         """gr-uhd importable? Reports the UHD version."""
@@ -61,6 +62,14 @@ class UhdRadio(RadioBackend):
         except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
             return []
         return [{"backend": "uhd", **device} for device in found]
+
+    def watch_sink(self, tb: Any, sink: Any) -> Any:
+        """A RadioEventCounter on the usrp_sink's ``async_msgs`` (underflows, late packets)."""
+        from testbed.gr.radio_events import RadioEventCounter
+
+        counter = RadioEventCounter()
+        tb.msg_connect((sink, "async_msgs"), (counter, "in"))
+        return counter
 
     def _open(self, cfg: RadioConfig, block: str, channels: list[int], otw_format: str) -> Any:
         from gnuradio import uhd

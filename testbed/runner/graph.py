@@ -5,7 +5,9 @@ RX -> TX feedback PUSH/PULL), all on free loopback ports chosen now.
     TX node n, antenna a --push--> channel input (n, a)
     channel output (m, b) --push--> RX node m, antenna b
 
-A ``trx`` node runs as two processes, ``<name>.tx`` and ``<name>.rx``.
+A ``trx`` node runs as two processes, ``<name>.tx`` and ``<name>.rx``. Over the air
+(testbed.runner.air) there is no emulator and no sample address: each TX and RX spec carries
+its node's ``radio`` config instead, and the nodes open the hardware themselves.
 """
 from __future__ import annotations
 
@@ -100,14 +102,16 @@ def process_name(topo: Topology, node: str, side: str) -> str:
     return f"{node}.{side}" if topo.node(node).role == "trx" else node
 
 
-def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_sps: float) -> Graph:
-    """The processes of ``scenario`` with fresh addresses (nothing is started)."""
+def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_sps: float,
+                air: bool = False) -> Graph:
+    """The processes of ``scenario`` with fresh addresses (nothing is started); ``air``: every
+    node's radio is hardware (no emulator, no sample addresses, the radio config in each spec)."""
     topo = scenario.network()
     point = topo.points()[0]
     matrix = slotted(stream_matrix(topo, point, sample_rate_sps), slot_samples)
     graph = Graph(matrix=matrix)
-    tx_addr = {s: _address() for s in matrix.tx_streams}
-    rx_addr = {s: _address() for s in matrix.rx_streams}
+    tx_addr = {} if air else {s: _address() for s in matrix.tx_streams}
+    rx_addr = {} if air else {s: _address() for s in matrix.rx_streams}
     feedback = {n.name: _address() for n in topo.tx_nodes()}
     common = {"token": token, "system": scenario.system, "seed": scenario.seed}
     params = scenario.system_params
@@ -120,7 +124,8 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
         graph.processes[name] = NodeProcess(name, "tx_node", {
             **common, "name": name, "node": node.name, "role": "tx_node", "control": _address(), "params": params,
             "flows": sorted({flows[u] for u in users}), "mode": mode, "stream": stream, "n_streams": n_streams,
-            "antennas": node.antennas, "outputs": [tx_addr[(node.name, a)] for a in range(node.antennas)],
+            "antennas": node.antennas, "outputs": [tx_addr[(node.name, a)] for a in range(node.antennas) if not air],
+            "radio": _radio_spec(scenario, node, air),
             "slot_samples": slot_samples, "feedback": feedback[node.name], "adapt": scenario.adapt})
     for node in topo.rx_nodes():
         name = process_name(topo, node.name, "rx")
@@ -128,10 +133,12 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
                  for u in topo.users if u.rx == node.name]
         graph.processes[name] = NodeProcess(name, "rx_node", {
             **common, "name": name, "node": node.name, "role": "rx_node", "control": _address(),
-            "sample_rate_sps": sample_rate_sps,
-            "inputs": [rx_addr[(node.name, a)] for a in range(node.antennas)], "users": users,
+            "sample_rate_sps": sample_rate_sps, "antennas": node.antennas, "radio": _radio_spec(scenario, node, air),
+            "inputs": [rx_addr[(node.name, a)] for a in range(node.antennas) if not air], "users": users,
             "feedback": sorted({feedback[u["tx"]] for u in users}),
             "record": _record_spec(scenario, node, name)})
+    if air:
+        return graph
     graph.processes["channel"] = NodeProcess("channel", "channel_node", {
         **common, "name": "channel", "role": "channel_node", "control": _address(),
         "inputs": [tx_addr[s] for s in matrix.tx_streams], "outputs": [rx_addr[s] for s in matrix.rx_streams],
@@ -151,6 +158,11 @@ def irs_spec(topo: Topology, matrix: StreamMatrix) -> dict[str, Any] | None:
         r, t = topo.irs_pair(key)
         links.append([matrix.rx_streams.index((rx, 0)), matrix.tx_streams.index((tx, 0)), r, t])
     return {"config": topo.irs_config(), "links": links}
+
+
+def _radio_spec(scenario: Scenario, node, air: bool) -> dict | None:
+    """The node's radio config (JSON) over the air; None for a virtual radio (the addresses say all)."""
+    return scenario.radio_config(node.radio).model_dump(mode="json") if air else None
 
 
 def _record_spec(scenario: Scenario, node, process: str) -> dict | None:

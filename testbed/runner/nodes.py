@@ -99,7 +99,8 @@ class TxProgram:
         self.pending: np.ndarray | None = None
         self.jobs: dict[int, list] = {}
         self.feedback = FeedbackReceiver(spec["feedback"], spec["token"]) if spec.get("feedback") else None
-        self.frames_sent = self.batches = 0
+        self.frames_sent = self.batches = self.clipped = 0
+        self.events = None  # the radio's event counter (testbed.gr.radio_events), set by run_tx_node
 
     def csi_snr_db(self, msg: dict) -> tuple[float, str]:
         """The SNR the encoder is told: when adapting, the lowest SNR its RXs fed back (waiting up
@@ -159,8 +160,13 @@ class TxProgram:
         total = int(msg["total_samples"])
         if self.pending is None or self.pending.shape[1] > total:
             raise ValueError(f"send total_samples = {total}: no encoded batch of at most that length")
-        self.source.push(self.pending)
-        self.source.push(np.zeros((self.source.n_outputs, total - self.pending.shape[1]), np.complex64))
+        if self.spec.get("radio"):  # one burst per batch, scaled below the DAC's full scale
+            wave = self.pending * np.float32(10 ** (-self.spec["radio"]["tx_backoff_db"] / 20))
+            self.clipped += int(np.count_nonzero(np.maximum(np.abs(wave.real), np.abs(wave.imag)) > 1.0))
+            self.source.push(wave)
+        else:  # the emulator consumes every TX stream in lockstep: pad to the common length
+            self.source.push(self.pending)
+            self.source.push(np.zeros((self.source.n_outputs, total - self.pending.shape[1]), np.complex64))
         self.pending = None
         self.jobs = {}
         self.batches += 1
@@ -177,8 +183,10 @@ class TxProgram:
 
     def status(self) -> dict[str, Any]:
         fb = self.feedback
+        radio = {"tx_clipped_samples": self.clipped, "tx_idle_samples": self.source.idle_samples,
+                 "tx_events": dict(self.events.counts) if self.events is not None else None} if self.spec.get("radio") else {}
         return {"frames_sent": self.frames_sent, "batches": self.batches, "samples_queued": self.source.samples_queued,
-                "samples_sent": self.source.samples_sent,
+                "samples_sent": self.source.samples_sent, **radio,
                 "feedback_received": fb.received if fb else 0, "feedback": fb.latest if fb else {}}
 
 
@@ -191,18 +199,38 @@ def run_tx_node(spec: dict[str, Any]) -> dict[str, Any]:
     (one address per antenna), slot_samples, feedback (address or absent), adapt."""
     tb, source = tx_flowgraph(spec)
     program = TxProgram(spec, source)
+    program.events = tb.events
     return _serve(spec, tb, program.handle, program.status)
 
 
+def _radio_backend(spec: dict[str, Any]):
+    """The hardware backend and validated config of an over-the-air node; (None, None) when virtual."""
+    if not spec.get("radio"):
+        return None, None
+    from testbed.config.radio import RadioConfig
+
+    cfg = RadioConfig.model_validate(spec["radio"])
+    return registry.create("radio", cfg.backend), cfg
+
+
 def tx_flowgraph(spec: dict[str, Any]) -> tuple[gr.top_block, BatchSource]:
-    """BatchSource -> one gr-zeromq push_sink per antenna (flowgraphs/tx_node.grc)."""
+    """BatchSource -> one gr-zeromq push_sink per antenna (flowgraphs/tx_node.grc), or over the
+    air -> the radio's sink, bursts or zeros between batches as the backend wants (tx_idle)."""
     tb = gr.top_block(f"testbed_tx_{spec['name']}")
-    source = BatchSource(spec["antennas"])
+    backend, cfg = _radio_backend(spec)
+    source = BatchSource(spec["antennas"], backend.tx_idle if backend else "pause")
     source.set_min_output_buffer(BUFFER_ITEMS)
-    tb.sinks = _zmq_sinks(spec["outputs"])  # keep Python references to every block
-    tb.halting = [source]
-    for a, sink in enumerate(tb.sinks):
-        tb.connect((source, a), sink)
+    tb.halting, tb.events = [source], None
+    if backend is None:
+        tb.sinks = _zmq_sinks(spec["outputs"])  # keep Python references to every block
+        for a, sink in enumerate(tb.sinks):
+            tb.connect((source, a), sink)
+        return tb, source
+    sink = backend.make_sink(cfg)
+    tb.sinks = [sink]
+    for a in range(spec["antennas"]):
+        tb.connect((source, a), (sink, a))
+    tb.events = backend.watch_sink(tb, sink)
     return tb, source
 
 
@@ -219,6 +247,9 @@ class RxProgram:
         self.feedback = FeedbackSender(spec.get("feedback", []), spec["token"])
         self.batch_start = 0
         self.annotations: list[dict[str, Any]] = []  # every frame so far, when recording
+        self.marked = self.stray_frames = 0
+        if spec.get("radio"):  # over the air the RX reports its noise floor per batch
+            sink.power_log = []
 
     def on_frame(self, frame: ReceivedFrame) -> None:
         with self._lock:
@@ -240,14 +271,31 @@ class RxProgram:
             time.sleep(0.005)
         return "done"
 
+    def mark(self) -> Reply:
+        """Over the air: a batch is about to go out; it is collected from this sample on (frames
+        before it are dropped and counted in ``stray_frames``)."""
+        with self._lock:
+            self.stray_frames += len(self.frames)
+            self.frames = []
+        self.marked = self.batch_start = self.sink.samples_processed
+        if self.sink.power_log is not None:
+            self.sink.power_log = []
+        return {"marked": self.marked}, {}
+
     def collect(self, msg: dict) -> Reply:
-        end = int(msg["end_sample"])
+        """Wait for the batch (virtual: up to ``end_sample`` of the emulator's count; over the
+        air: ``span_samples`` after the mark), decode every user, reply per user."""
+        end = int(msg["end_sample"]) if "span_samples" not in msg else self.marked + int(msg["span_samples"])
         how = self._wait_samples(end, float(msg.get("timeout_s", 120.0)), float(msg.get("idle_s", 20.0)))
         with self._lock:
             frames, self.frames = self.frames, []
         received = self.sink.samples_processed - self.batch_start
         self.batch_start = self.sink.samples_processed
         users, arrays = decode_users(self.systems, self.users, frames, msg["manifests"])
+        if self.sink.power_log is not None:
+            floor = self._noise_floor_dbfs()
+            for stats in users.values():
+                stats["noise_floor_dbfs"] = floor
         reply: dict[str, Any] = {"waited": how, "samples_received": received, "users": users}
         if self.spec.get("record"):
             self._record(frames, int(msg["batch"]))
@@ -255,6 +303,13 @@ class RxProgram:
         if snrs:
             self.feedback.send({"from": self.spec["name"], "batch": msg["batch"], "snr_db": float(np.mean(snrs))})
         return reply, arrays
+
+    def _noise_floor_dbfs(self) -> float | None:
+        """The quietest chunk's mean power since the last collect, in dB below full scale (1.0);
+        every batch window holds idle samples (the latency margin), so this is the noise."""
+        log, self.sink.power_log = self.sink.power_log, []
+        powers = [p for _, p in log if p > 0]
+        return float(10 * np.log10(min(powers))) if powers else None
 
     def _record(self, frames: list[ReceivedFrame], batch: int) -> None:
         """Annotate this batch's frames and rewrite every antenna's SigMF metadata."""
@@ -268,24 +323,28 @@ class RxProgram:
         models = {str(p): sha256_file(p) for s in self.systems.values() for p in s.model_files() if Path(p).is_file()}
         info = {"sample_rate_sps": self.spec["sample_rate_sps"], "radio": record["radio"], "node": self.spec["node"],
                 "scenario": record["scenario"], "system": self.spec["system"], "models": models}
-        for a in range(len(self.spec["inputs"])):
+        for a in range(self.spec["antennas"]):
             write_meta(record["prefix"], a, info, self.annotations)
 
     def handle(self, msg: dict, arrays: Arrays) -> Reply:
         if msg["cmd"] == "collect":
             return self.collect(msg)
-        raise ValueError(f"rx node: unknown command {msg['cmd']!r}; allowed: collect, status, stop")
+        if msg["cmd"] == "mark":
+            return self.mark()
+        raise ValueError(f"rx node: unknown command {msg['cmd']!r}; allowed: mark, collect, status, stop")
 
     def status(self) -> dict[str, Any]:
+        radio = {"radio_overflows": self.sink.radio_overflows, "stray_frames": self.stray_frames} \
+            if self.spec.get("radio") else {}
         return {"samples_received": self.sink.samples_processed, "errors": self.sink.errors,
-                "feedback_dropped": self.feedback.dropped,
+                "feedback_dropped": self.feedback.dropped, **radio,
                 **{f"rx_{k}": v for k, v in self.sink.receiver.counters.as_dict().items()}}
 
 
 def run_rx_node(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: name, role, control, token, system, seed, sample_rate_sps, inputs (one per antenna),
     users ([{name, flow, params}]), feedback (TX feedback addresses)."""
-    warm_up(len(spec["inputs"]))
+    warm_up(spec["antennas"])
     holder: dict[str, RxProgram] = {}
     tb, sink = rx_flowgraph(spec, lambda frame: holder["p"].on_frame(frame))
     program = holder["p"] = RxProgram(spec, sink)
@@ -309,23 +368,30 @@ def warm_up(n_antennas: int) -> None:
 
 
 def rx_flowgraph(spec: dict[str, Any], deliver: Callable[[ReceivedFrame], None]) -> tuple[gr.top_block, Any]:
-    """One gr-zeromq pull_source per antenna -> ReceiverSink (one antenna) or MimoReceiverSink
-    (flowgraphs/rx_node.grc)."""
+    """One gr-zeromq pull_source per antenna, or over the air the radio's source (one port per
+    antenna) -> ReceiverSink (one antenna) or MimoReceiverSink (flowgraphs/rx_node.grc)."""
     tb = gr.top_block(f"testbed_rx_{spec['name']}")
-    tb.sources = tb.halting = _zmq_sources(spec["inputs"])
-    if len(tb.sources) == 1:
+    backend, cfg = _radio_backend(spec)
+    n = spec["antennas"]
+    if backend is None:
+        tb.sources = tb.halting = _zmq_sources(spec["inputs"])
+        ports = [(source, 0) for source in tb.sources]
+    else:
+        tb.sources, tb.halting = [backend.make_source(cfg)], []
+        ports = [(tb.sources[0], a) for a in range(n)]
+    if n == 1:
         sink = ReceiverSink(spec["sample_rate_sps"], on_frame=deliver)
     else:
-        sink = MimoReceiverSink(len(tb.sources), on_frame=deliver)
-    for a, source in enumerate(tb.sources):
-        tb.connect(source, (sink, a))
+        sink = MimoReceiverSink(n, on_frame=deliver)
+    for a, port in enumerate(ports):
+        tb.connect(port, (sink, a))
     record = spec.get("record")
     tb.recorders = []
     if record:  # GNU Radio's file_sink beside the receiver: raw cf32_le, the SigMF data files
         Path(record["prefix"]).parent.mkdir(parents=True, exist_ok=True)
-        for a, source in enumerate(tb.sources):
+        for a, port in enumerate(ports):
             tb.recorders.append(blocks.file_sink(gr.sizeof_gr_complex, str(data_path(record["prefix"], a)), False))
-            tb.connect(source, tb.recorders[-1])
+            tb.connect(port, tb.recorders[-1])
     return tb, sink
 
 

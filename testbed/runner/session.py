@@ -7,6 +7,10 @@ emulator consumes every TX stream in lockstep), and asks each RX to collect: the
 user once the batch's last sample has reached it. The runner scores each user against the
 sources and writes one row per user and sweep point (docs/architecture.md "Results").
 
+Over the air (testbed.runner.air) there is no emulator: each TX opens its radio's sink, each RX
+its radio's source, and an RX collects a batch from the sample it marked just before the batch
+was sent.
+
 A node that dies is named; the users it served get ``status: "failed"`` rows with null metrics
 and the reason, the others go on. The emulator needs every TX stream, so a dead TX or a dead
 emulator stops the sample plane and every row after it fails.
@@ -28,6 +32,7 @@ from testbed.errors import ProcessError, RadioError
 from testbed.phy.frame import FrameLayout
 from testbed.phy.mimo_frame import slot_len
 from testbed.runner.chain import GAP_SAMPLES, TAIL_SAMPLES
+from testbed.runner.air import air_mode, latency_samples
 from testbed.runner.control import ControlClient, Drain, new_token
 from testbed.runner.decoding import decoded_of
 from testbed.runner.files import write_json
@@ -60,15 +65,16 @@ class Session:
     on_point: Callable[[Results], None] = lambda results: None
 
     def __post_init__(self) -> None:
-        check_radios(self.scenario)  # before any model is loaded or process started
+        check_radios(self.scenario)  # both before any model is loaded or process started
+        self.air = air_mode(self.scenario)
         self.topo = self.scenario.network()
-        self.radio = self.scenario.radio_config()
+        self.radio = self.scenario.radio_config(self.topo.nodes[0].radio if self.air else None)
         self.systems = {u.name: registry.create("system", self.scenario.system,
                                                 params={**self.scenario.system_params, **u.params},
                                                 seed=self.scenario.seed) for u in self.topo.users}
         self.token = new_token()
         self.slot = self._slot_samples()
-        self.graph: Graph = build_graph(self.scenario, self.token, self.slot, self.radio.sample_rate_sps)
+        self.graph: Graph = build_graph(self.scenario, self.token, self.slot, self.radio.sample_rate_sps, self.air)
         self.launcher = Launcher(self.workdir)
         self.clients: dict[str, ControlClient] = {}
         self.dead: dict[str, str] = {}
@@ -82,7 +88,7 @@ class Session:
 
     def _slot_samples(self) -> int:
         fading = [lk for lk in self.topo.links if lk.model != "awgn" and lk.coherence_samples == 0]
-        if not fading:
+        if not fading or self.air:
             return 0
         longest = max(s.max_frame_samples() for s in self.systems.values())
         modes = [tx_mode(self.topo, n.name) for n in self.topo.tx_nodes()]
@@ -137,7 +143,8 @@ class Session:
         self.dead[name] = reason
         node = self.graph.processes[name]
         if node.role == "rx_node":
-            self.drains.append(Drain(node.spec["inputs"]))
+            if node.spec["inputs"]:  # over the air nothing waits on a dead RX's samples
+                self.drains.append(Drain(node.spec["inputs"]))
         else:
             self.plane_stopped = self.plane_stopped or f"sample plane stopped: {reason}"
 
@@ -180,7 +187,10 @@ class Session:
         return self.results
 
     def set_point(self, point: dict[str, float]) -> None:
-        """Retune every emulator link and noise to ``point`` (applied at the next sample)."""
+        """Retune every emulator link and noise to ``point`` (applied at the next sample); over
+        the air there is nothing to retune (one point, air_mode)."""
+        if self.air:
+            return
         matrix = slotted(stream_matrix(self.topo, point, self.radio.sample_rate_sps), self.slot)
         changes = [{"cmd": "set_link", "rx": j, "tx": i, "snr_db": s.snr_db, "gain_db": s.gain_db}
                    for j, row in enumerate(matrix.specs) for i, s in enumerate(row)]
@@ -234,6 +244,7 @@ class Session:
             if self.plane_stopped is None:
                 total = max(samples) + TAIL_SAMPLES
                 total = -(-total // self.slot) * self.slot if self.slot else total
+                self._mark_receivers()
                 for tx in self.graph.tx():
                     self._ask(tx.name, "send", 30.0, total_samples=total)
                 if following is not None and self.plane_stopped is None:
@@ -241,6 +252,14 @@ class Session:
                     asked_next = True
         self._collect(index, point, batch, encoded, total, start)
         return asked_next
+
+    def _mark_receivers(self) -> None:
+        """Over the air: every RX marks the sample from which it collects this batch."""
+        if not self.air:
+            return
+        for rx in self.graph.rx():
+            if rx.name not in self.dead:
+                self._ask(rx.name, "mark", 30.0)
 
     def _request_encode(self, point: dict[str, float], batch: int) -> None:
         """Every TX starts encoding the batch; the nominal SNR of its weakest user is its CSI."""
@@ -299,10 +318,12 @@ class Session:
         asked = []
         if self.plane_stopped is None:
             self.sample += total
+            window = {"span_samples": total + latency_samples(self.radio.sample_rate_sps)} if self.air \
+                else {"end_sample": self.sample}
             for rx in self.graph.rx():
                 if rx.name not in self.dead:
-                    self._send(rx.name, "collect", batch=batch, end_sample=self.sample, manifests=manifests,
-                                               timeout_s=self.scenario.timeout_s, idle_s=20.0)
+                    self._send(rx.name, "collect", batch=batch, manifests=manifests, **window,
+                               timeout_s=self.scenario.timeout_s, idle_s=20.0)
                     asked.append(rx.name)
         replies = {name: self._answer(name, self.scenario.timeout_s + 30.0) for name in asked}
         self.chain_s.append(time.perf_counter() - start)
@@ -324,7 +345,7 @@ class Session:
             "samples_received": {rx: r[0]["samples_received"] for rx, r in replies.items() if r is not None}})
         write_json(Path(self.scenario.record) / "session.json", {
             "kind": "testbed-recording", "scenario": self.scenario.model_dump(mode="json", exclude_unset=True), "slot_samples": self.slot,
-            "rx": {p.name: {"node": p.spec["node"], "antennas": len(p.spec["inputs"]), "users": p.spec["users"]}
+            "rx": {p.name: {"node": p.spec["node"], "antennas": p.spec["antennas"], "users": p.spec["users"]}
                    for p in self.graph.rx()},
             "tx": {p.name: {"flows": p.spec["flows"]} for p in self.graph.tx()},
             "batches": self.record_log})
@@ -337,7 +358,11 @@ class Session:
         if failure or reply is None:
             return UserBatch(name, failed=failure or f"process {rx} gave no result")
         msg, arrays = reply
-        return score_user_batch(self.systems[name], self.items, user, msg, arrays, encoded[tx.name], total, batch)
+        scored = score_user_batch(self.systems[name], self.items, user, msg, arrays, encoded[tx.name], total, batch)
+        if self.air:  # the measured SNR and noise floor beside the gains that gave them
+            scored.metrics.update(tx_gain_db=tx.spec["radio"]["tx_gain_db"],
+                                  rx_gain_db=self.graph.processes[rx].spec["radio"]["rx_gain_db"])
+        return scored
 
 
 def score_user_batch(system, items, user: dict, msg: dict, arrays: dict, enc: dict, total: int,
@@ -356,19 +381,33 @@ def score_user_batch(system, items, user: dict, msg: dict, arrays: dict, enc: di
 
 
 def check_radios(scenario: Scenario) -> None:
-    """RadioError before any process starts when a node's radio is hardware that is not attached."""
+    """RadioError before any process starts when a node's hardware radio is not attached: no
+    device of its backend is found, or not the one its ``args`` name (a Pluto URI, a USRP serial)."""
+    found: dict[str, list[dict[str, str]]] = {}
     for node in scenario.network().nodes:
         cfg = scenario.radio_config(node.radio)
         if cfg.backend == "zmq":
             continue
-        backend = registry.create("radio", cfg.backend)
-        found = backend.discover()
-        args = ", ".join(f"{k}={v}" for k, v in cfg.model_dump().items() if k in ("device", "uri", "serial", "args") and v)
-        if not found:
-            raise RadioError(f"node {node.name}: radio {cfg.name!r} ({args or cfg.device}) is not attached; "
+        if cfg.backend not in found:
+            found[cfg.backend] = registry.create("radio", cfg.backend).discover()
+        devices = found[cfg.backend]
+        args = cfg.args or cfg.device
+        if not devices:
+            raise RadioError(f"node {node.name}: radio {cfg.name!r} ({args}) is not attached; "
                              f"no {cfg.backend} device was found")
-        raise RadioError(f"node {node.name}: radio {cfg.name!r} was found, but the network runner drives only "
-                         "virtual (zmq) radios so far; over-the-air nodes come with the radio backends issue")
+        wanted = named_device(cfg.args)
+        if wanted and not any(wanted in device.values() for device in devices):
+            seen = "; ".join(", ".join(f"{k}={v}" for k, v in d.items()) for d in devices)
+            raise RadioError(f"node {node.name}: radio {cfg.name!r} ({args}) is not attached; "
+                             f"{cfg.backend} devices found: {seen}")
+
+
+def named_device(args: str) -> str:
+    """The device that radio ``args`` pin: a UHD ``serial=`` value or a Pluto URI; "" for any."""
+    pairs = dict(item.split("=", 1) for item in args.split(",") if "=" in item)
+    if "serial" in pairs:
+        return pairs["serial"].strip()
+    return args.strip() if ":" in args and "=" not in args else ""
 
 
 def mean_images(batches: list[UserBatch]) -> dict[str, np.ndarray]:

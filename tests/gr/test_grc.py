@@ -80,6 +80,18 @@ def test_grcc_compiles(path, compiled):
     assert "qtgui" not in text and "from PyQt5" not in text
 
 
+@pytest.mark.parametrize("name,sink", [("pluto_tx.grc", "pluto"), ("uhd_tx.grc", "usrp")])
+def test_hardware_tx_flowgraphs_back_off_from_full_scale(name, sink):
+    """Frames have unit RMS and peaks near 8: a DAC at full scale 1 would clip them, so the
+    framer reaches the radio through a multiply by 10**(-backoff_db/20), 15 dB by default."""
+    doc = yaml.safe_load((FLOWGRAPHS / name).read_text())
+    edges = {(c[0], c[2]) for c in doc["connections"]}
+    assert ("framer", "backoff") in edges and ("backoff", sink) in edges and ("framer", sink) not in edges
+    blocks = {b["name"]: b for b in doc["blocks"]}
+    assert blocks["backoff"]["parameters"]["const"] == "10 ** (-backoff_db / 20)"
+    assert blocks["backoff_db"]["parameters"]["value"] == "15"
+
+
 @needs_grcc
 @pytest.mark.timeout(60)
 def test_loopback_flowgraph_delivers_frames(compiled):

@@ -70,7 +70,8 @@ def _tx_spec(n_antennas: int) -> dict:
 
 
 def _rx_spec(n_antennas: int) -> dict:
-    return {"name": "rx0", "sample_rate_sps": 1e6, "inputs": [free_tcp_address() for _ in range(n_antennas)]}
+    return {"name": "rx0", "sample_rate_sps": 1e6, "antennas": n_antennas,
+            "inputs": [free_tcp_address() for _ in range(n_antennas)]}
 
 
 def _channel_spec(n_tx: int, n_rx: int) -> dict:
