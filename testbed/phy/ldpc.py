@@ -146,6 +146,7 @@ def _decode(llr: np.ndarray, row_ptr: np.ndarray, cols: np.ndarray, k: int, max_
             out_ok: np.ndarray, out_iters: np.ndarray) -> None:
     """Decode every row of llr (N, n) float32 into out_bits (N, k), out_ok (N,), out_iters (N,)."""
     n_words, n = llr.shape
+    chunk = max(1, min(chunk, n_words))  # a few codewords (a frame header) need no 256-wide buffers
     max_degree = np.max(np.diff(row_ptr))
     post = np.empty((n, chunk), dtype=np.float32)
     msg = np.empty((cols.size, chunk), dtype=np.float32)
