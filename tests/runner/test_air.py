@@ -222,3 +222,16 @@ def _photo() -> np.ndarray:
     from testbed.runner.scenario import scenario_images
 
     return scenario_images(load_scenario("digital-awgn"))[0][1][:64, :64]
+
+
+def test_rows_over_the_air_carry_the_noise_floor_and_the_gains(tmp_path):
+    from testbed.runner.results import Results, UserBatch
+
+    scenario = _scenario(tmp_path, {"bs": PLUTO, "ue0": PLUTO})
+    results = Results(scenario.network(), {"u0": "hevc"})
+    for floor in (-60.0, -62.0):
+        results.add(0, {"bs->ue0": 10.0}, UserBatch("u0", metrics={"frames_sent": 3, "csi_snr_db": 10.0,
+                                                                   "noise_floor_dbfs": floor, "tx_gain_db": -10.0,
+                                                                   "rx_gain_db": 40.0}))
+    row = results.rows()[0]
+    assert row["noise_floor_dbfs"] == -61.0 and row["tx_gain_db"] == -10.0 and row["rx_gain_db"] == 40.0
