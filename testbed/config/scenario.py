@@ -167,22 +167,28 @@ def load_scenario(name_or_path: str, overrides: list[str] | None = None) -> Scen
     path = shipped.get(name_or_path, Path(name_or_path))
     if not path.exists():
         raise ConfigError(f"scenario {name_or_path!r}: no such file; allowed: a YAML path or one of {', '.join(shipped)}")
-    data = apply_overrides(load_yaml(path), overrides or [])
-    scenario = validate(Scenario, data, path.name)
+    return scenario_from_dict(apply_overrides(load_yaml(path), overrides or []), path.name)
+
+
+def scenario_from_dict(data: dict[str, Any], source: str = "scenario") -> Scenario:
+    """Validate a scenario mapping (as a YAML file holds it) completely, every problem at once;
+    ``source`` names it in the messages. The radio files, the network at every sweep point, the
+    images and the system's parameters for every user are checked too."""
+    scenario = validate(Scenario, data, source)
     radio = scenario.radio_config()
     for snr_db in scenario.channel.snr_db:
         scenario.channel.spec(snr_db, radio.sample_rate_sps)
-    _check_network(scenario.network(), path.name)
+    _check_network(scenario.network(), source)
     if scenario.images not in IMAGE_SETS and not Path(scenario.images).is_dir():
         raise ConfigError(f"images = {scenario.images!r} is not a folder; allowed: "
                           f"{', '.join(repr(s) for s in IMAGE_SETS)} or a folder of images")
     system = registry.get("system", scenario.system)
-    system.validate_params(scenario.system_params, path.name)
+    system.validate_params(scenario.system_params, source)
     topo = scenario.network()
     problems = []
     for user in topo.users:
-        params = system.validate_params({**scenario.system_params, **user.params}, f"{path.name}: user {user.name}")
-        problems += [f"{path.name}: user {user.name}: {p}" for p in system.check_link(params, topo.link(user.tx, user.rx))]
+        params = system.validate_params({**scenario.system_params, **user.params}, f"{source}: user {user.name}")
+        problems += [f"{source}: user {user.name}: {p}" for p in system.check_link(params, topo.link(user.tx, user.rx))]
     if problems:
         raise ConfigError("\n".join(problems))
     return scenario

@@ -27,9 +27,9 @@ from testbed.runner.chain import TAIL_SAMPLES
 from testbed.runner.decoding import decode_users
 from testbed.runner.files import read_json, write_json
 from testbed.runner.results import Results, UserBatch
-from testbed.runner.scenario import _relative, scenario_images
+from testbed.runner.scenario import scenario_images
 from testbed.runner.session import score_user_batch
-from testbed.runner.versions import sha256, versions
+from testbed.runner.versions import relative_path, sha256, versions
 
 CHUNK = 1 << 16
 
@@ -100,7 +100,7 @@ def replay(folder: Path, out_dir: Path) -> dict:
         begin = entry["end_sample"]
     doc = {"scenario": scenario.name, "system": scenario.system, "rows": results.rows(),
            "config": scenario.model_dump(), "radio": scenario.radio_config().model_dump(), "versions": versions(),
-           "models": {_relative(p): sha256(p) for p in sorted({f for s in systems.values() for f in s.model_files()})},
+           "models": {relative_path(p): sha256(p) for p in sorted({f for s in systems.values() for f in s.model_files()})},
            "problems": [], "processes": {}, "slot_samples": session["slot_samples"],
            "frames": results.frame_logs(), "channel_changes": [], "replayed_from": str(folder)}
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -51,9 +51,14 @@ class Launcher:
         tail = (self.workdir / f"{name}.log").read_text(errors="replace")[-300:].strip()
         return f"process {name} died with exit code {proc.returncode}" + (f": {tail}" if tail else "")
 
-    def stop_all(self, grace_s: float = 10.0) -> dict[str, dict]:
-        """Wait ``grace_s`` for every process to end (after its stop command), kill the rest;
-        every process's final status (with ``returncode``)."""
+    def stop_all(self, grace_s: float = 10.0, terminate: bool = False) -> dict[str, dict]:
+        """Wait ``grace_s`` for every process to end (after its stop command; with ``terminate``
+        SIGTERM first and 3 s), kill the rest; every process's final status (with ``returncode``)."""
+        if terminate:
+            grace_s = min(grace_s, 3.0)
+            for proc in self.procs.values():
+                if proc.poll() is None:
+                    proc.terminate()
         deadline = time.monotonic() + grace_s
         while any(p.poll() is None for p in self.procs.values()) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -28,7 +28,7 @@ import numpy as np
 from testbed import registry
 from testbed.config.scenario import Scenario
 from testbed.config.topology import stream_matrix
-from testbed.errors import ProcessError, RadioError
+from testbed.errors import ConfigError, ProcessError, RadioError
 from testbed.phy.frame import FrameLayout
 from testbed.phy.mimo_frame import slot_len
 from testbed.runner.chain import GAP_SAMPLES, TAIL_SAMPLES
@@ -82,6 +82,7 @@ class Session:
         self.plane_stopped: str | None = None
         self.sample = 0
         self.batch_count = 0
+        self.point_index, self.point = 0, dict(self.topo.points()[0])
         self.chain_s: list[float] = []
         self.record_log: list[dict[str, Any]] = []
         self.results = Results(self.topo, {n: s.label() for n, s in self.systems.items()})
@@ -148,15 +149,17 @@ class Session:
         else:
             self.plane_stopped = self.plane_stopped or f"sample plane stopped: {reason}"
 
-    def stop(self) -> dict[str, dict]:
+    def stop(self, fast: bool = False) -> dict[str, dict]:
+        """Stop every process: ask each to stop (``fast``: terminate at once, as after Ctrl-C,
+        when a node may be busy with a request it will not finish); their final statuses."""
         for name, client in self.clients.items():
-            if name not in self.dead and self.launcher.alive(name):
+            if not fast and name not in self.dead and self.launcher.alive(name):
                 try:
                     client.request("stop", 10.0, alive=lambda n=name: self.launcher.alive(n))
                 except ProcessError:
                     pass
             client.close()
-        statuses = self.launcher.stop_all()
+        statuses = self.launcher.stop_all(terminate=fast)
         for drain in self.drains:
             drain.stop.set()
         return statuses
@@ -164,38 +167,75 @@ class Session:
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> Results:
         """Every sweep point and batch; the per-user results (processes stopped at the end)."""
-        steps = [(index, point, batch) for index, point in enumerate(self.topo.points())
-                 for batch in range(self.scenario.batches)]
-        prefetched = False
         try:
             self.start()
-            for n, (index, point, batch) in enumerate(steps):
-                if batch == 0:
-                    self.progress(f"{self.scenario.name}: point {index} " +
-                                  ", ".join(f"{k} {v:g} dB" for k, v in point.items()))
-                    self.set_point(point)
-                self._irs_schedule()
-                if self.hooks.before_batch is not None:
-                    self.hooks.before_batch(self, index, batch)
-                following = steps[n + 1][1] if n + 1 < len(steps) and self.pipelined else None
-                prefetched = self.run_batch(index, point, self.batch_count, prefetched, following)
-                self.batch_count += 1
-                if batch == self.scenario.batches - 1:
-                    self.on_point(self.results)
+            for _ in self.iterate():
+                pass
         finally:
             self.results.processes = self.stop()
         return self.results
+
+    def plan(self) -> list[tuple[int, dict[str, float], int]]:
+        """(point index, point, batch within the point) of every batch the scenario asks for."""
+        return [(index, point, batch) for index, point in enumerate(self.topo.points())
+                for batch in range(self.scenario.batches)]
+
+    def iterate(self):
+        """Run the planned batches of the started session, yielding (point index, point, batch
+        within the point) after each. A live change (``retune``) holds until the next planned
+        point and gives the batches after it a point index of their own."""
+        steps = self.plan()
+        prefetched = False
+        for n, (index, point, batch) in enumerate(steps):
+            if batch == 0:
+                self.progress(f"{self.scenario.name}: point {index} " +
+                              ", ".join(f"{k} {v:g} dB" for k, v in point.items()))
+                self.set_point(point)
+                self.point_index, self.point = index, dict(point)
+            self._irs_schedule()
+            if self.hooks.before_batch is not None:
+                self.hooks.before_batch(self, index, batch)
+            following = None
+            if n + 1 < len(steps) and self.pipelined:
+                following = self.point if steps[n + 1][2] else steps[n + 1][1]
+            prefetched = self.run_batch(self.point_index, self.point, self.batch_count, prefetched, following)
+            self.batch_count += 1
+            if batch == self.scenario.batches - 1:
+                self.on_point(self.results)
+            yield self.point_index, self.point, batch
 
     def set_point(self, point: dict[str, float]) -> None:
         """Retune every emulator link and noise to ``point`` (applied at the next sample); over
         the air there is nothing to retune (one point, air_mode)."""
         if self.air:
             return
-        matrix = slotted(stream_matrix(self.topo, point, self.radio.sample_rate_sps), self.slot)
-        changes = [{"cmd": "set_link", "rx": j, "tx": i, "snr_db": s.snr_db, "gain_db": s.gain_db}
-                   for j, row in enumerate(matrix.specs) for i, s in enumerate(row)]
-        changes += [{"cmd": "set_noise", "rx": j, "noise_var": nv} for j, nv in enumerate(matrix.noise_var)]
+        self.control_channel(self._changes(None, point))
+
+    def retune(self, snr_db: dict[str, float]) -> list[dict[str, Any]]:
+        """Live: set links' SNR (``{"tx->rx": dB}``) from the emulator's next sample on, sending
+        only the links and noises that change; the batches after it get a new point index.
+        Returns the changes sent (the emulator logs the sample each lands at)."""
+        if self.air:
+            raise RadioError("over the air the SNR is the air's: change the radio gains instead")
+        unknown = sorted(set(snr_db) - {lk.key for lk in self.topo.links})
+        if unknown:
+            raise ConfigError(f"link {unknown}: not in the topology; allowed: {[lk.key for lk in self.topo.links]}")
+        point = {**self.point, **{k: float(v) for k, v in snr_db.items()}}
+        changes = self._changes(self.point, point)
         self.control_channel(changes)
+        self.point_index, self.point = max([*self.results.points, self.point_index]) + 1, point
+        return changes
+
+    def _changes(self, old: dict[str, float] | None, new: dict[str, float]) -> list[dict[str, Any]]:
+        """Emulator commands taking every link and noise from point ``old`` (None: unknown) to ``new``."""
+        def commands(point):
+            matrix = slotted(stream_matrix(self.topo, point, self.radio.sample_rate_sps), self.slot)
+            links = [{"cmd": "set_link", "rx": j, "tx": i, "snr_db": s.snr_db, "gain_db": s.gain_db}
+                     for j, row in enumerate(matrix.specs) for i, s in enumerate(row)]
+            return links + [{"cmd": "set_noise", "rx": j, "noise_var": nv} for j, nv in enumerate(matrix.noise_var)]
+
+        after = commands(new)
+        return after if old is None else [c for c, b in zip(after, commands(old)) if c != b]
 
     def _irs_schedule(self) -> None:
         """Apply the IRS steps due before this batch (phases land at a sample the channel logs)."""

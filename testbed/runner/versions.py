@@ -39,3 +39,11 @@ def git_revision() -> str | None:
 
 def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def relative_path(path: Path) -> str:
+    """A model path relative to the working directory when it lies below it (as metrics.json names it)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
