@@ -192,8 +192,15 @@ class Run:
         self.session.control_channel(commands)
         return self._change("irs_phases", "irs", phases, commands)
 
+    def irs_phases(self, kind: str = "optimal", link: str | None = None, draw: int = 0) -> np.ndarray:
+        """IRS phases (radians) to try: ``"zero"``, ``"random"`` (draw ``draw``) or ``"optimal"``
+        (co-phasing ``link`` from the emulator's own IRS channel, quantised to its phase bits)."""
+        return self.session.irs_phases(kind, link, draw)
+
     def _change(self, what: str, target: str, value: Any, commands: list[dict]) -> Change:
         change = Change(what, target, value, self.session.batch_count, commands, sent_at=self.session.sample)
+        if not commands:  # the value was in force already: nothing was sent
+            change.sample = self.session.sample
         self.changes.append(change)
         return change
 

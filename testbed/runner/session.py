@@ -243,19 +243,27 @@ class Session:
             return
         for step in self.topo.irs.schedule:
             if step.batch == self.batch_count:
-                self.control_channel([{"cmd": "set_irs", "phases": self.irs_phases(step).tolist()}])
+                phases = self.irs_phases(step.phases, step.link, step.batch)
+                self.control_channel([{"cmd": "set_irs", "phases": phases.tolist()}])
 
-    def irs_phases(self, step) -> np.ndarray:
-        """The phase vector (radians) of an IRS step, from the same IRS channel as the emulator's."""
+    def irs_phases(self, kind: str, link: str | None = None, draw: int = 0) -> np.ndarray:
+        """IRS phases (radians, float (n_elements,)) of ``kind``: ``"zero"``, ``"random"`` (draw
+        ``draw``, uniform, seeded by the scenario's seed) or ``"optimal"`` (the quantised
+        co-phasing of ``link``, default the IRS's first link, from the same IRS channel as the
+        emulator's)."""
         from testbed.config.irs import IrsConfig
 
+        if self.topo.irs is None:
+            raise ConfigError("irs phases: the scenario has no topology.irs; allowed: a scenario with an IRS")
         config = IrsConfig.model_validate(self.topo.irs_config())
         channel = config.channel(self.scenario.seed)
-        if step.phases == "zero":
+        if kind == "zero":
             return np.zeros(channel.n_elements)
-        if step.phases == "random":
-            return np.random.default_rng([self.scenario.seed, step.batch]).uniform(0, 2 * np.pi, channel.n_elements)
-        rx, tx = self.topo.irs_pair(step.link or self.topo.irs.links[0])
+        if kind == "random":
+            return np.random.default_rng([self.scenario.seed, draw]).uniform(0, 2 * np.pi, channel.n_elements)
+        if kind != "optimal":
+            raise ConfigError(f"irs phases {kind!r} are unknown; allowed: zero, random, optimal")
+        rx, tx = self.topo.irs_pair(link or self.topo.irs.links[0])
         return channel.best_phases(rx, tx, block=0, bits=config.phase_bits)
 
     def control_channel(self, changes: list[dict[str, Any]]) -> None:
