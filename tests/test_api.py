@@ -126,3 +126,26 @@ def test_the_cli_and_the_api_write_the_same_metrics(tmp_path):
             assert same, (key, value, api_row[key])
     assert [f[:2] + f[3:] for f in docs[0]["frames"]["u0"]] == [f[:2] + f[3:] for f in docs[1]["frames"]["u0"]]
     assert docs[0]["config"] == docs[1]["config"]
+
+
+@pytest.mark.timeout(300)
+def test_a_users_model_changes_live_at_the_next_batch(tmp_path):
+    overrides = {"channel.snr_db": [15.0], "batches": 2, "max_images": 1}
+    with Run("deepjscc-awgn", tmp_path, overrides=overrides, progress=False) as run:
+        (first,) = run.step()
+        change = run.set_params("u0", model="adjscc-r12")
+        (second,) = run.step()
+    assert first.model == "deepjscc-r6" and second.model == "adjscc-r12" and second.point == 1
+    assert change.sample == first.samples_sent  # the next batch's first sample
+    assert second.samples_sent < 0.7 * first.samples_sent  # half the channel uses at 1/12
+    assert second.psnr_db > 20.0
+    with Run("deepjscc-awgn", tmp_path / "bad", overrides={**overrides, "batches": 1}, progress=False) as run:
+        with pytest.raises(ConfigError, match="model"):
+            run.set_params("u0", model="no-such-model")
+        with pytest.raises(ConfigError, match=r"user \['u7'\]"):
+            run.set_params("u7", model="adjscc-r12")
+        from testbed.api import RadioError
+
+        with pytest.raises(RadioError, match="virtual radio has no RF"):
+            run.set_radio("rx0", rx_gain_db=30.0)
+        run.run()

@@ -45,6 +45,11 @@ class RadioBackend(ABC):
         ``counts`` (dict event -> count); None when the device reports none."""
         return None
 
+    def retune(self, block: Any, cfg: RadioConfig, side: str) -> None:
+        """Live: apply ``cfg``'s centre frequency and gain (``side`` "tx" or "rx") to ``block``,
+        a sink or source this backend made."""
+        raise RadioError(f"radio {cfg.name!r}: the {self.name!r} backend has no RF to retune")
+
     def check_config(self, cfg: RadioConfig) -> None:
         """RadioError unless ``cfg`` is meant for this backend."""
         if cfg.backend != self.name:

@@ -172,6 +172,15 @@ class PlutoRadio(RadioBackend):
             raise RadioError(f"radio {cfg.name!r}: Pluto at {uri!r} cannot be opened: {err}") from None
         return sink
 
+    def retune(self, block: Any, cfg: RadioConfig, side: str) -> None:
+        """``set_frequency`` and the TX attenuation (-tx_gain_db) or manual RX gain per channel."""
+        block.set_frequency(int(cfg.center_freq_hz))
+        for chan in (cfg.tx_channels if side == "tx" else cfg.rx_channels):
+            if side == "tx":
+                block.set_attenuation(chan, -cfg.tx_gain_db)
+            else:
+                block.set_gain(chan, cfg.rx_gain_db)
+
     @staticmethod
     def control(uri: str) -> Any:
         """A pyadi-iio ``adi.ad9361`` handle on the Pluto at ``uri`` for settings gr-iio lacks."""

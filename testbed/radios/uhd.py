@@ -71,6 +71,13 @@ class UhdRadio(RadioBackend):
         tb.msg_connect((sink, "async_msgs"), (counter, "in"))
         return counter
 
+    def retune(self, block: Any, cfg: RadioConfig, side: str) -> None:
+        """``set_center_freq`` and ``set_gain`` on every channel of a usrp_sink/usrp_source."""
+        channels = cfg.tx_channels if side == "tx" else cfg.rx_channels
+        for chan in range(len(channels)):
+            block.set_center_freq(cfg.center_freq_hz, chan)
+            block.set_gain(cfg.tx_gain_db if side == "tx" else cfg.rx_gain_db, chan)
+
     def _open(self, cfg: RadioConfig, block: str, channels: list[int], otw_format: str) -> Any:
         from gnuradio import uhd
 

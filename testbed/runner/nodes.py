@@ -101,6 +101,7 @@ class TxProgram:
         self.feedback = FeedbackReceiver(spec["feedback"], spec["token"]) if spec.get("feedback") else None
         self.frames_sent = self.batches = self.clipped = 0
         self.events = None  # the radio's event counter (testbed.gr.radio_events), set by run_tx_node
+        self.radio = None  # over the air: (backend, sink block), set by run_tx_node
 
     def csi_snr_db(self, msg: dict) -> tuple[float, str]:
         """The SNR the encoder is told: when adapting, the lowest SNR its RXs fed back (waiting up
@@ -179,7 +180,13 @@ class TxProgram:
             return self.frame(msg)
         if msg["cmd"] == "send":
             return self.send(msg)
-        raise ValueError(f"tx node: unknown command {msg['cmd']!r}; allowed: encode, frame, send, status, stop")
+        if msg["cmd"] == "radio":
+            return retune_radio(self, msg["changes"], "tx", self.source.samples_sent + self.source.idle_samples)
+        if msg["cmd"] == "params":  # live: the encoder of the next batch on
+            self.spec["params"] = {**self.spec["params"], **msg["params"]}
+            self.system = registry.create("system", self.spec["system"], params=self.spec["params"], seed=self.spec["seed"])
+            return {"params": self.spec["params"], "from_batch": self.batches}, {}
+        raise ValueError(f"tx node: unknown command {msg['cmd']!r}; allowed: encode, frame, send, params, status, stop")
 
     def status(self) -> dict[str, Any]:
         fb = self.feedback
@@ -199,8 +206,27 @@ def run_tx_node(spec: dict[str, Any]) -> dict[str, Any]:
     (one address per antenna), slot_samples, feedback (address or absent), adapt."""
     tb, source = tx_flowgraph(spec)
     program = TxProgram(spec, source)
-    program.events = tb.events
+    program.events, program.radio = tb.events, tb.radio
     return _serve(spec, tb, program.handle, program.status)
+
+
+def retune_radio(program, changes: dict[str, Any], side: str, sample: int) -> Reply:
+    """Live: new gains or centre frequency for a node's radio (validated against the device's
+    limits, ConfigError otherwise); the node's sample count when they were applied."""
+    from testbed.config.radio import RadioConfig
+    from testbed.config.yaml_io import validate
+    from testbed.errors import RadioError
+
+    if program.radio is None:
+        raise RadioError(f"node {program.spec['name']}: a virtual radio has no RF to retune")
+    allowed = {"center_freq_hz", "tx_gain_db", "rx_gain_db"}
+    if set(changes) - allowed:
+        raise ValueError(f"radio change {sorted(set(changes) - allowed)}: allowed: {', '.join(sorted(allowed))}")
+    cfg = validate(RadioConfig, {**program.spec["radio"], **changes}, f"node {program.spec['name']}")
+    backend, block = program.radio
+    backend.retune(block, cfg, side)
+    program.spec["radio"] = cfg.model_dump(mode="json")
+    return {"sample": int(sample), "radio": program.spec["radio"]}, {}
 
 
 def _radio_backend(spec: dict[str, Any]):
@@ -220,7 +246,7 @@ def tx_flowgraph(spec: dict[str, Any]) -> tuple[gr.top_block, BatchSource]:
     backend, cfg = _radio_backend(spec)
     source = BatchSource(spec["antennas"], backend.tx_idle if backend else "pause")
     source.set_min_output_buffer(BUFFER_ITEMS)
-    tb.halting, tb.events = [source], None
+    tb.halting, tb.events, tb.radio = [source], None, None
     if backend is None:
         tb.sinks = _zmq_sinks(spec["outputs"])  # keep Python references to every block
         for a, sink in enumerate(tb.sinks):
@@ -230,7 +256,7 @@ def tx_flowgraph(spec: dict[str, Any]) -> tuple[gr.top_block, BatchSource]:
     tb.sinks = [sink]
     for a in range(spec["antennas"]):
         tb.connect((source, a), (sink, a))
-    tb.events = backend.watch_sink(tb, sink)
+    tb.events, tb.radio = backend.watch_sink(tb, sink), (backend, sink)
     return tb, source
 
 
@@ -248,6 +274,7 @@ class RxProgram:
         self.batch_start = 0
         self.annotations: list[dict[str, Any]] = []  # every frame so far, when recording
         self.marked = self.stray_frames = 0
+        self.radio = None  # over the air: (backend, source block), set by run_rx_node
         if spec.get("radio"):  # over the air the RX reports its noise floor per batch
             sink.power_log = []
 
@@ -331,7 +358,15 @@ class RxProgram:
             return self.collect(msg)
         if msg["cmd"] == "mark":
             return self.mark()
-        raise ValueError(f"rx node: unknown command {msg['cmd']!r}; allowed: mark, collect, status, stop")
+        if msg["cmd"] == "radio":
+            return retune_radio(self, msg["changes"], "rx", self.sink.samples_processed)
+        if msg["cmd"] == "params":  # live: this user's decoder from the next batch on
+            user = next(u for u in self.users if u["name"] == msg["user"])
+            user["params"] = {**user["params"], **msg["params"]}
+            self.systems[user["name"]] = registry.create("system", self.spec["system"], params=user["params"],
+                                                         seed=self.spec["seed"])
+            return {"user": user["name"], "params": user["params"]}, {}
+        raise ValueError(f"rx node: unknown command {msg['cmd']!r}; allowed: mark, collect, params, status, stop")
 
     def status(self) -> dict[str, Any]:
         radio = {"radio_overflows": self.sink.radio_overflows, "stray_frames": self.stray_frames} \
@@ -348,6 +383,7 @@ def run_rx_node(spec: dict[str, Any]) -> dict[str, Any]:
     holder: dict[str, RxProgram] = {}
     tb, sink = rx_flowgraph(spec, lambda frame: holder["p"].on_frame(frame))
     program = holder["p"] = RxProgram(spec, sink)
+    program.radio = tb.radio
     return _serve(spec, tb, program.handle, program.status)
 
 
@@ -375,9 +411,10 @@ def rx_flowgraph(spec: dict[str, Any], deliver: Callable[[ReceivedFrame], None])
     n = spec["antennas"]
     if backend is None:
         tb.sources = tb.halting = _zmq_sources(spec["inputs"])
-        ports = [(source, 0) for source in tb.sources]
+        ports, tb.radio = [(source, 0) for source in tb.sources], None
     else:
         tb.sources, tb.halting = [backend.make_source(cfg)], []
+        tb.radio = (backend, tb.sources[0])
         ports = [(tb.sources[0], a) for a in range(n)]
     if n == 1:
         sink = ReceiverSink(spec["sample_rate_sps"], on_frame=deliver)

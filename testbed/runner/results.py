@@ -42,10 +42,12 @@ class Results:
     batches: dict[tuple[int, str], list[UserBatch]] = field(default_factory=dict)
     points: dict[int, dict[str, float]] = field(default_factory=dict)
     processes: dict[str, dict] = field(default_factory=dict)
+    label_at: dict[tuple[int, str], str] = field(default_factory=dict)  # the label a point ran with
 
     def add(self, index: int, point: dict[str, float], outcome: UserBatch) -> None:
         self.points[index] = point
         self.batches.setdefault((index, outcome.user), []).append(outcome)
+        self.label_at.setdefault((index, outcome.user), self.labels[outcome.user])
 
     def frame_logs(self) -> dict[str, list[list]]:
         """Per user, every received frame as [run batch, start sample at its RX, snr_est_db, payload_ok]."""
@@ -62,7 +64,8 @@ class Results:
         link = self.topo.link(cfg.tx, cfg.rx)
         point = self.points[index]
         batches = self.batches[(index, user)]
-        row: dict[str, Any] = {"user": user, "node": cfg.rx, "tx": cfg.tx, "model": self.labels[user],
+        row: dict[str, Any] = {"user": user, "node": cfg.rx, "tx": cfg.tx,
+                               "model": self.label_at.get((index, user), self.labels[user]),
                                "channel": link.model, "snr_db": point.get(link.key), "point": index,
                                "batches": len(batches)}
         failures = [b.failed for b in batches if b.failed]

@@ -6,10 +6,13 @@ writes ``metrics.json`` with everything measured so far (atomically, also after 
 The CLI's ``run``, ``sweep`` and ``demo`` go through it too (``run_scenario``).
 
 Between batches a script may change the run live: a link's SNR (``set_snr``) or the IRS phases
-(``set_irs``). Each change is sent to the emulator over the control plane, lands at the first
-sample of the next batch, and is returned as a :class:`Change` whose ``sample`` is the output
-sample index the emulator logged for it (filled in once that batch has run); the batches after
-a change get a point index of their own, so their rows are apart from those before it.
+(``set_irs``), sent to the emulator over the control plane; a user's system parameters such as
+its model (``set_params``), sent to its nodes; over the air a radio's gains or centre frequency
+(``set_radio``). Each change lands at the first sample of the next batch (a radio change at
+once) and is returned as a :class:`Change` whose ``sample`` is the sample index logged for it
+(the emulator's output sample, filled in once that batch has run; a radio change: the node's
+own count); the batches after a change get a point index of their own, so their rows are apart
+from those before it.
 """
 from __future__ import annotations
 
@@ -60,9 +63,10 @@ class Record(Mapping):
 
 @dataclass
 class Change:
-    """A live change: what (``"snr_db"`` of a link, ``"irs_phases"``), its target and value, the
-    run batch it precedes, and ``sample``: the emulator output sample it landed at (None until
-    that batch has run)."""
+    """A live change: what (``"snr_db"`` of a link, ``"irs_phases"``, ``"params"`` of users), its
+    target and value, the run batch it precedes, and ``sample``: the emulator output sample it
+    landed at (None until that batch has run; a parameter change lands at the next batch's first
+    sample)."""
 
     what: str
     target: str
@@ -190,7 +194,26 @@ class Run:
         phases = np.asarray(phases_rad, float).tolist()
         commands = [{"cmd": "set_irs", "phases": phases}]
         self.session.control_channel(commands)
+        self.session.new_point(dict(self.session.point))
         return self._change("irs_phases", "irs", phases, commands)
+
+    def set_params(self, users: str | list[str], **params: Any) -> Change:
+        """System parameters (e.g. ``model="adjscc-r6"``) of ``users`` from the next batch on: their
+        decoders, and the encoder of every TX node all of whose users are listed."""
+        names = [users] if isinstance(users, str) else list(users)
+        self.session.set_params(names, params)
+        change = self._change("params", ",".join(names), params, [])
+        return change
+
+    def set_radio(self, node: str, **changes: float) -> Change:
+        """Over the air: ``center_freq_hz``, ``tx_gain_db`` or ``rx_gain_db`` of ``node``'s radio, now
+        (checked against the device's limits); ``sample`` is the node's own sample count when it
+        took effect (samples sent by its TX or processed by its RX). Virtual radios: RadioError."""
+        sample = self.session.set_radio(node, changes)
+        self.session.new_point(dict(self.session.point))
+        change = self._change("radio", node, changes, [])
+        change.sample = sample
+        return change
 
     def irs_phases(self, kind: str = "optimal", link: str | None = None, draw: int = 0) -> np.ndarray:
         """IRS phases (radians) to try: ``"zero"``, ``"random"`` (draw ``draw``) or ``"optimal"``

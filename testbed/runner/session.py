@@ -83,6 +83,8 @@ class Session:
         self.sample = 0
         self.batch_count = 0
         self.point_index, self.point = 0, dict(self.topo.points()[0])
+        self.prefetched = False
+        self.user_params: dict[str, dict[str, Any]] = {}  # live set_params per user
         self.chain_s: list[float] = []
         self.record_log: list[dict[str, Any]] = []
         self.results = Results(self.topo, {n: s.label() for n, s in self.systems.items()})
@@ -185,7 +187,6 @@ class Session:
         within the point) after each. A live change (``retune``) holds until the next planned
         point and gives the batches after it a point index of their own."""
         steps = self.plan()
-        prefetched = False
         for n, (index, point, batch) in enumerate(steps):
             if batch == 0:
                 self.progress(f"{self.scenario.name}: point {index} " +
@@ -198,7 +199,8 @@ class Session:
             following = None
             if n + 1 < len(steps) and self.pipelined:
                 following = self.point if steps[n + 1][2] else steps[n + 1][1]
-            prefetched = self.run_batch(self.point_index, self.point, self.batch_count, prefetched, following)
+            self.prefetched = self.run_batch(self.point_index, self.point, self.batch_count, self.prefetched,
+                                             following)
             self.batch_count += 1
             if batch == self.scenario.batches - 1:
                 self.on_point(self.results)
@@ -222,9 +224,77 @@ class Session:
             raise ConfigError(f"link {unknown}: not in the topology; allowed: {[lk.key for lk in self.topo.links]}")
         point = {**self.point, **{k: float(v) for k, v in snr_db.items()}}
         changes = self._changes(self.point, point)
+        self.drop_prefetch()  # the next batch is encoded for the new nominal SNR
         self.control_channel(changes)
-        self.point_index, self.point = max([*self.results.points, self.point_index]) + 1, point
+        self.new_point(point)
         return changes
+
+    def set_params(self, users: list[str], params: dict[str, Any]) -> None:
+        """Live: system parameters (e.g. ``model``) of ``users`` from the next batch on: their
+        decoders at their RX nodes and the encoder of every TX node all of whose users are listed
+        (a TX serving others keeps its encoder). ConfigError for an unknown user or a bad value."""
+        known = {u.name: u for u in self.topo.users}
+        unknown = sorted(set(users) - set(known))
+        if unknown:
+            raise ConfigError(f"user {unknown}: not in the topology; allowed: {sorted(known)}")
+        system = registry.get("system", self.scenario.system)
+        for name in users:
+            merged = {**self.scenario.system_params, **known[name].params, **self.user_params.get(name, {}), **params}
+            system.validate_params(merged, f"set_params: user {name}")
+        self.drop_prefetch()  # the next batch is encoded with the new parameters
+        for tx in self.graph.tx():
+            if set(self.graph.users_of[tx.name]) <= set(users):
+                self._ask(tx.name, "params", 30.0, params=params)
+        for rx in self.graph.rx():
+            for user in rx.spec["users"]:
+                if user["name"] in users:
+                    self._ask(rx.name, "params", 30.0, user=user["name"], params=params)
+        for name in users:
+            self.user_params[name] = {**self.user_params.get(name, {}), **params}
+            self.systems[name] = registry.create("system", self.scenario.system, seed=self.scenario.seed, params={
+                **self.scenario.system_params, **known[name].params, **self.user_params[name]})
+            self.results.labels[name] = self.systems[name].label()
+        self.new_point(dict(self.point))
+
+    def set_radio(self, node: str, changes: dict[str, float]) -> int | None:
+        """Live, over the air: new ``center_freq_hz``, ``tx_gain_db`` or ``rx_gain_db`` of ``node``'s
+        radio, checked against the device's limits in the node; the node's own sample count
+        (samples sent by its TX, processed by its RX) when the first took effect."""
+        if not self.air:
+            raise RadioError(f"node {node}: a virtual radio has no RF to retune; allowed: over the air "
+                             "(on virtual radios set a link's SNR)")
+        procs = [p for p in self.graph.processes.values() if p.spec.get("node") == node]
+        if not procs:
+            raise ConfigError(f"node {node!r}: not in the topology; allowed: {[n.name for n in self.topo.nodes]}")
+        sides = {"tx_node": "tx_", "rx_node": "rx_"}
+        applies = {k for k in changes for p in procs if k == "center_freq_hz" or k.startswith(sides[p.role])}
+        if set(changes) - applies:
+            raise ConfigError(f"node {node}: {sorted(set(changes) - applies)} do not apply to its radio side(s); "
+                              "allowed: center_freq_hz, tx_gain_db (a TX), rx_gain_db (an RX)")
+        samples = []
+        for proc in procs:
+            mine = {k: v for k, v in changes.items() if k == "center_freq_hz" or k.startswith(sides[proc.role])}
+            if not mine:
+                continue
+            reply = self._ask(proc.name, "radio", 30.0, changes=mine)
+            if reply is None:
+                raise ProcessError(f"node {node}: process {proc.name} gave no answer to the radio change")
+            if "error" in reply[0]:
+                raise RadioError(f"node {node}: {reply[0]['error']}")
+            proc.spec["radio"] = reply[0]["radio"]
+            samples.append(int(reply[0]["sample"]))
+        return min(samples) if samples else None
+
+    def new_point(self, point: dict[str, float]) -> None:
+        """The batches from the next on belong to a point index of their own."""
+        self.point_index, self.point = max([*self.results.points, self.point_index]) + 1, point
+
+    def drop_prefetch(self) -> None:
+        """Take the TXs' reply to an encode already asked for the next batch (pipelining), so the
+        next batch is encoded anew, after a live change."""
+        if self.prefetched:
+            self._encoded()
+            self.prefetched = False
 
     def _changes(self, old: dict[str, float] | None, new: dict[str, float]) -> list[dict[str, Any]]:
         """Emulator commands taking every link and noise from point ``old`` (None: unknown) to ``new``."""

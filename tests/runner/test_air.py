@@ -235,3 +235,39 @@ def test_rows_over_the_air_carry_the_noise_floor_and_the_gains(tmp_path):
                                                                    "rx_gain_db": 40.0}))
     row = results.rows()[0]
     assert row["noise_floor_dbfs"] == -61.0 and row["tx_gain_db"] == -10.0 and row["rx_gain_db"] == 40.0
+
+
+class _Calls:
+    """Records every method call made on it (a stand-in radio block)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name, *args))
+
+
+def test_a_live_radio_change_is_checked_against_the_device_and_applied(tmp_path):
+    from testbed.errors import ConfigError
+    from testbed.radios.pluto import PlutoRadio
+    from testbed.radios.uhd import UhdRadio
+
+    graph = build_graph(_scenario(tmp_path, {"bs": PLUTO, "ue0": PLUTO}), "token", 0, 2e6, air=True)
+    spec = {**graph.processes["bs"].spec, "feedback": None}
+    tx = nodes.TxProgram(spec, BatchSource(1, "zeros"))
+    block = _Calls()
+    tx.radio = (PlutoRadio(), block)
+    reply, _ = tx.handle({"cmd": "radio", "changes": {"tx_gain_db": -20.0, "center_freq_hz": 868e6}}, {})
+    assert reply["sample"] == 0 and reply["radio"]["tx_gain_db"] == -20.0
+    assert block.calls == [("set_frequency", 868_000_000), ("set_attenuation", 0, 20.0)]
+    with pytest.raises(ConfigError, match=r"tx_gain_db.*5.*-89.75"):
+        tx.handle({"cmd": "radio", "changes": {"tx_gain_db": 5.0}}, {})
+    with pytest.raises(ValueError, match="allowed: center_freq_hz, rx_gain_db, tx_gain_db"):
+        tx.handle({"cmd": "radio", "changes": {"antenna": "RX2"}}, {})
+    usrp = _Calls()
+    b210 = RadioConfig.model_validate({"name": "b", "backend": "uhd", "device": "b210", "center_freq_hz": 2.4e9,
+                                       "sample_rate_sps": 1e6, "tx_gain_db": 50.0, "rx_gain_db": 30.0,
+                                       "rx_channels": [0, 1]})
+    UhdRadio().retune(usrp, b210, "rx")
+    assert usrp.calls == [("set_center_freq", 2.4e9, 0), ("set_gain", 30.0, 0),
+                          ("set_center_freq", 2.4e9, 1), ("set_gain", 30.0, 1)]
