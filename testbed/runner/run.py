@@ -269,7 +269,7 @@ class Run:
         return out
 
     def report(self) -> Path:
-        """Write the HTML report (and its images) of what has been measured; its path."""
+        """Write report.md (a table of the rows, PNG plots and image grids) of what has been measured; its path."""
         from testbed.runner.report import write_report
 
         out = self.output()
