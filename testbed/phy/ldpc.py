@@ -240,6 +240,19 @@ class LdpcCode:
         syndrome = (self.H @ flat.T.astype(np.int32)) & 1
         return (~syndrome.any(axis=0)).reshape(np.shape(codewords)[:-1])
 
+    def alist(self) -> str:
+        """The parity-check matrix in MacKay's alist format (1-based indices, rows padded with 0),
+        as other decoders read it (e.g. GNU Radio's gr-fec ``ldpc_decoder``)."""
+        by_col, by_row = self.H.tocsc(), self.H.tocsr()
+        cols = [sorted(by_col.indices[by_col.indptr[j]: by_col.indptr[j + 1]]) for j in range(self.n)]
+        rows = [sorted(by_row.indices[by_row.indptr[i]: by_row.indptr[i + 1]]) for i in range(self.n - self.k)]
+        col_max, row_max = max(map(len, cols)), max(map(len, rows))
+        lines = [f"{self.n} {self.n - self.k}", f"{col_max} {row_max}",
+                 " ".join(str(len(c)) for c in cols), " ".join(str(len(r)) for r in rows)]
+        lines += [" ".join([str(i + 1) for i in c] + ["0"] * (col_max - len(c))) for c in cols]
+        lines += [" ".join([str(j + 1) for j in r] + ["0"] * (row_max - len(r))) for r in rows]
+        return "\n".join(lines) + "\n"
+
     def decode(self, llr: np.ndarray, max_iter: int = 20) -> tuple[np.ndarray, np.ndarray,
                                                                     np.ndarray]:
         """Layered normalized min-sum decoding with per-codeword early termination.
