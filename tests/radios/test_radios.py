@@ -124,6 +124,22 @@ def test_pluto_channel_enables(channels: list[int], enables: list[bool]) -> None
     assert channel_enables(channels) == enables
 
 
+@pytest.mark.parametrize("config,device_class", [("pluto-1r1t", "Pluto"), ("pluto-2r2t", "ad9361")])
+def test_pluto_channel_enables_follow_analog_devices_own_description(config: str, device_class: str) -> None:
+    """pyadi-iio (Analog Devices' description of the IIO devices) names one voltageN converter per
+    I or Q of each complex channel, in channel order; gr-iio's ch_en flags are those converters,
+    so every config's channels must map onto the converters the device class has."""
+    adi = pytest.importorskip("adi")
+    device = getattr(adi, device_class)
+    cfg = load_radio_config(CONFIG_DIR / f"{config}.yaml")
+    for channels, names in ((cfg.rx_channels, device._rx_channel_names), (cfg.tx_channels, device._tx_channel_names)):
+        enables = channel_enables(channels)
+        assert len(enables) <= len(names)
+        enabled = [names[i] for i, on in enumerate(enables) if on]
+        assert enabled == [f"voltage{2 * ch + iq}" for ch in channels for iq in (0, 1)]
+    assert (device._rx_data_device_name, device._tx_data_device_name) == ("cf-ad9361-lpc", "cf-ad9361-dds-core-lpc")
+
+
 @pytest.fixture(scope="module")
 def attached() -> dict[str, list[dict[str, str]]]:
     return {name: create("radio", name).discover() for name in ("uhd", "pluto")}
