@@ -73,13 +73,17 @@ def iq_dc(x: np.ndarray) -> tuple[complex, complex]:
 
     Inputs: x complex (n,) raw samples (before CFO correction). Returns: (dc, w).
     """
-    x = np.asarray(x, dtype=np.complex128)
-    n = max(x.size, 1)
-    power = float(np.mean(np.abs(x) ** 2)) if x.size else 0.0
-    dc = complex(np.mean(x)) if x.size else 0j
-    dc = dc if abs(dc) ** 2 > 9.0 * power / n else 0j
-    y = x - dc
-    w = complex(np.mean(y * y) / (2.0 * max(float(np.mean(np.abs(y) ** 2)), 1e-30))) if x.size else 0j
+    if x.size == 0:
+        return 0j, 0j
+    x = np.asarray(x, dtype=np.complex64)
+    n = x.size
+    # Three reductions without temporaries (moments about 0, then shifted by the DC estimate):
+    # E|x|^2, E[x] and E[x^2] (np.dot does not conjugate).
+    power = float(np.vdot(x, x).real) / n
+    mean = complex(np.sum(x, dtype=np.complex128)) / n
+    square = complex(np.dot(x, x)) / n
+    dc = mean if abs(mean) ** 2 > 9.0 * power / n else 0j
+    w = (square - 2 * dc * mean + dc * dc) / (2.0 * max(power - 2 * (dc.conjugate() * mean).real + abs(dc) ** 2, 1e-30))
     w = w if abs(w) > 3.0 / np.sqrt(n) else 0j
     return dc, w
 
@@ -109,21 +113,28 @@ def pilot_sco(y_pilots: np.ndarray, h_pilots: np.ndarray, x_pilots: np.ndarray, 
     if y_pilots.shape[0] < SCO_MIN_SYMBOLS:
         return 0.0
     c = y_pilots * np.conj(h_pilots[None, :] * x_pilots) * np.exp(-1j * phase)[:, None]
-    rates = np.array([_tone_frequency(c[:, p]) for p in range(c.shape[1])])
+    rates = _tone_frequencies(c)
     k = np.asarray(k_pilots, dtype=float)
     return float(np.sum(k * rates) / np.sum(k * k))
 
 
 def _tone_frequency(c: np.ndarray) -> float:
     """ML angular frequency (rad/sample) of a complex tone in noise, c complex (n,)."""
-    size = max(1024, 8 * (1 << int(np.ceil(np.log2(c.size)))))
-    spec = np.abs(np.fft.fft(c, size))
-    k = int(np.argmax(spec))
-    left, mid, right = spec[k - 1], spec[k], spec[(k + 1) % size]
+    return float(_tone_frequencies(c[:, None])[0])
+
+
+def _tone_frequencies(c: np.ndarray) -> np.ndarray:
+    """ML angular frequency (rad/sample) of the tone in each column of c complex (n, P): the
+    peak of the zero-padded periodogram (one FFT for all columns), parabolically interpolated."""
+    size = max(1024, 8 * (1 << int(np.ceil(np.log2(c.shape[0])))))
+    spec = np.abs(np.fft.fft(c, size, axis=0))
+    cols = np.arange(c.shape[1])
+    k = np.argmax(spec, axis=0)
+    left, mid, right = spec[k - 1, cols], spec[k, cols], spec[(k + 1) % size, cols]
     denom = left - 2 * mid + right
-    delta = 0.5 * (left - right) / denom if denom != 0 else 0.0
+    delta = np.divide(0.5 * (left - right), denom, out=np.zeros_like(denom), where=denom != 0)
     w = 2 * np.pi * (k + delta) / size
-    return float((w + np.pi) % (2 * np.pi) - np.pi)
+    return (w + np.pi) % (2 * np.pi) - np.pi
 
 
 def equalize(y: np.ndarray, h: np.ndarray, no: float) -> tuple[np.ndarray, np.ndarray]:

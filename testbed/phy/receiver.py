@@ -192,15 +192,18 @@ class FrameReceiver(ReceiverSettings):
         frame0 = state.ltf - lay.preamble.ltf_gi - lay.preamble.stf_len
         start = frame0 + lay.header_start + first * params.sym_len + params.cp_len - self.backoff
         grid = to_freq(seg, n_sym, params, start)
-        used = params.bins(params.used)
         pilot_pos = np.searchsorted(np.asarray(params.used), np.asarray(params.pilots))
         y_pilots, x_pilots = grid[:, params.bins(params.pilots)], pilot_values(n_sym, first)
         phase = estimate.pilot_phase(y_pilots, state.h[pilot_pos], x_pilots)
         alpha = (estimate.pilot_sco(y_pilots, state.h[pilot_pos], x_pilots, np.asarray(params.pilots), phase)
                  if self.track_sco else 0.0)
-        n = first + np.arange(n_sym)  # the window's drift grows from the LTF, before symbol 0
-        turn = phase[:, None] + alpha * n[:, None] * np.asarray(params.used, dtype=float)[None, :]
-        grid[:, used] *= np.exp(-1j * turn).astype(np.complex64)
+        if alpha == 0.0:
+            grid *= np.exp(-1j * phase.astype(np.float32))[:, None]
+            return grid
+        # Every bin turns (the unused ones are never read): no gather/scatter, float32 phases.
+        n = (first + np.arange(n_sym, dtype=np.float32))[:, None]  # the drift grows from the LTF on
+        k = np.fft.fftfreq(params.fft_len, 1.0 / params.fft_len).astype(np.float32)[None, :]
+        grid *= np.exp(-1j * (phase.astype(np.float32)[:, None] + np.float32(alpha) * n * k))
         return grid
 
     def _data(self, grid: np.ndarray, state: _Sync) -> tuple[np.ndarray, np.ndarray]:
