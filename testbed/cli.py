@@ -1,4 +1,4 @@
-"""The ``testbed`` command line: doctor, run, sweep, demo, bench."""
+"""The ``testbed`` command line: doctor, run, sweep, demo, bench, fuzz."""
 from __future__ import annotations
 
 import json
@@ -248,6 +248,36 @@ def bench(quick: bool = typer.Option(False, help="fewer repetitions (for a smoke
     from testbed.bench.suite import print_suite, run_suite
 
     print_suite(run_suite(quick=quick), console)
+
+
+@app.command()
+def fuzz(targets: list[str] = typer.Argument(None, help="receiver, header, scenario, radio, sigmf (default: all)"),
+         runs: int = typer.Option(100_000, help="inputs per target")) -> None:
+    """Fuzz the parsers that meet untrusted input (atheris where installed, else hypothesis), each
+    target in its own process; exit 1 when one raised anything but the testbed's own errors."""
+    import re
+    import subprocess
+    import sys
+
+    from testbed.bench.fuzz import TARGETS
+
+    table, failed = Table(title=f"fuzzing, {runs} inputs per target"), False
+    for col in ("target", "inputs", "seconds", "result"):
+        table.add_column(col)
+    for name in targets or sorted(TARGETS):
+        if name not in TARGETS:
+            _fail(TestbedError(f"fuzz target {name!r} is unknown; allowed: {', '.join(sorted(TARGETS))}"))
+        done = subprocess.run([sys.executable, "-m", "testbed.bench.fuzz", name, "--runs", str(runs)],
+                              capture_output=True, text=True)
+        found = re.search(r"Done (\d+) runs in (\d+) second", done.stderr) or \
+            re.search(r'"runs": (\d+), "seconds": ([\d.]+)', done.stdout)
+        ok = done.returncode == 0 and found is not None
+        failed |= not ok
+        detail = "ok" if ok else "[red]" + (done.stderr.strip().splitlines() or ["no output"])[-1][:100] + "[/red]"
+        table.add_row(name, found.group(1) if found else "-", found.group(2) if found else "-", detail)
+    console.print(table)
+    if failed:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ M = TypeVar("M", bound=BaseModel)
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML file whose top level is a mapping.
 
-    Raises ConfigError naming the path when the file is missing, unreadable, not valid YAML or
-    not a mapping.
+    Raises ConfigError naming the path when the file is missing, unreadable, not UTF-8, not
+    valid YAML or not a mapping.
     """
     path = Path(path)
     try:
@@ -34,6 +34,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: file not found") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot be read ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); allowed: a YAML text file") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

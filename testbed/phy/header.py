@@ -50,7 +50,10 @@ class Header:
 
     @classmethod
     def from_bits(cls, bits: np.ndarray) -> "Header | None":
-        """Parse uint8 (80,) bits; None when the CRC fails."""
+        """Parse uint8 (80,) bits; None when the CRC fails; FrameError for another shape."""
+        bits = np.asarray(bits)
+        if bits.shape != (HEADER_BITS,):
+            raise FrameError(f"header bits of shape {bits.shape}; expected ({HEADER_BITS},)")
         if not crc.check_crc16_bits(bits):
             return None
         values, pos = {}, 0
@@ -78,6 +81,9 @@ def encode_header(header: Header) -> np.ndarray:
 def decode_header(llr: np.ndarray) -> Header | None:
     """LLRs float32 (n_coded_bits(),) (positive = 0) -> Header, or None (decoder or CRC failure)."""
     code = get_code(HEADER_CODE)
+    llr = np.asarray(llr, dtype=np.float32)
+    if llr.shape != (n_coded_bits(),):
+        raise FrameError(f"header LLRs of shape {llr.shape}; expected ({n_coded_bits()},)")
     full = np.full(code.n, SHORTENED_LLR, dtype=np.float32)
     full[:HEADER_BITS] = llr[:HEADER_BITS]
     full[code.k :] = llr[HEADER_BITS:]

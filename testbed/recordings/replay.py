@@ -15,14 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import sigmf
 
 from testbed import registry
 from testbed.config.scenario import Scenario
 from testbed.config.yaml_io import validate
 from testbed.errors import ConfigError
 from testbed.phy.receiver import FrameReceiver, ReceivedFrame
-from testbed.recordings.sigmf_meta import data_path
+from testbed.recordings.sigmf_meta import data_path, read_samples
 from testbed.runner.chain import TAIL_SAMPLES
 from testbed.runner.decoding import decode_users
 from testbed.runner.files import read_json, write_json
@@ -52,7 +51,7 @@ def receive_recording(folder: Path, process: str, antennas: int) -> list[Receive
         meta = Path(folder) / f"{process}-ant{a}.sigmf-meta"
         if not meta.is_file() or not data_path(Path(folder) / process, a).is_file():
             raise ConfigError(f"recording {str(folder)!r} lacks {meta.name} or its data file")
-        samples = sigmf.sigmffile.fromfile(str(meta)).read_samples().astype(np.complex64)
+        samples = read_samples(meta)
         streams.append(np.concatenate([samples, np.zeros(TAIL_SAMPLES, np.complex64)]))
     n = min(s.size for s in streams)
     if antennas == 1:

@@ -11,8 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sigmf
+import sigmf.error
 from sigmf import SigMFFile
+
+from testbed.errors import ConfigError
 
 NAMESPACE = "testbed"
 
@@ -52,3 +56,21 @@ def write_meta(prefix: str | Path, antenna: int, info: dict[str, Any], frames: l
     path = Path(f"{prefix}-ant{antenna}.sigmf-meta")
     meta.tofile(str(path), skip_validate=True, overwrite=True)
     return path
+
+
+def read_samples(meta: str | Path) -> np.ndarray:
+    """The complex64 samples of one recorded antenna, read through its ``.sigmf-meta`` with the
+    ``sigmf`` package. ConfigError naming the file when the metadata is not SigMF the testbed
+    wrote (bad JSON, missing fields, another datatype) or the data file does not match it."""
+    import sigmf.sigmffile
+
+    try:
+        record = sigmf.sigmffile.fromfile(str(meta), skip_checksum=True)
+        datatype = record.get_global_info().get(sigmf.DATATYPE_KEY)
+        if datatype != "cf32_le":
+            raise ConfigError(f"{meta}: datatype {datatype!r}; allowed: cf32_le (what the testbed records)")
+        return np.asarray(record.read_samples(), np.complex64)
+    except ConfigError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, sigmf.error.SigMFError) as err:
+        raise ConfigError(f"{meta}: not a readable testbed SigMF recording ({type(err).__name__}: {err})") from None

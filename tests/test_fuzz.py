@@ -1,0 +1,39 @@
+"""Every fuzz target (testbed.bench.fuzz) takes 10^3 hypothesis inputs: only the testbed's own
+errors come out of the frame receiver, the header decoder, the YAML loaders and the SigMF reader."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from testbed.bench.fuzz import TARGETS, run_one
+from testbed.errors import ConfigError
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_target_answers_only_with_testbed_errors(name):
+    from hypothesis import HealthCheck, given, settings, strategies
+
+    runs = 300 if name == "receiver" else 1000
+
+    @settings(max_examples=runs, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategies.binary(max_size=4096))
+    def check(data: bytes) -> None:
+        run_one(name, data)
+
+    check()
+
+
+def test_the_sigmf_reader_names_the_file_of_a_bad_recording(tmp_path):
+    from testbed.recordings.sigmf_meta import read_samples
+
+    meta = tmp_path / "rx0-ant0.sigmf-meta"
+    meta.write_text('{"global": {"core:datatype": "ri16_le", "core:version": "1.0.0"}, "captures": [], '
+                    '"annotations": []}')
+    meta.with_suffix(".sigmf-data").write_bytes(np.zeros(8, np.int16).tobytes())
+    with pytest.raises(ConfigError, match=r"rx0-ant0.sigmf-meta: datatype 'ri16_le'; allowed: cf32_le"):
+        read_samples(meta)
+    meta.write_text("{not json")
+    with pytest.raises(ConfigError, match="not a readable testbed SigMF recording"):
+        read_samples(meta)
