@@ -1,4 +1,4 @@
-"""The ``testbed`` command line: doctor, run, sweep, demo, bench, fuzz."""
+"""The ``testbed`` command line: doctor, run, sweep, demo, bench, soak, fuzz."""
 from __future__ import annotations
 
 import json
@@ -248,6 +248,29 @@ def bench(quick: bool = typer.Option(False, help="fewer repetitions (for a smoke
     from testbed.bench.suite import print_suite, run_suite
 
     print_suite(run_suite(quick=quick), console)
+
+
+@app.command()
+def soak(scenario: str = typer.Argument(..., help="shipped scenario name or YAML path"),
+         minutes: float = typer.Option(60.0, help="how long to keep the run going"),
+         sample_s: float = typer.Option(60.0, help="seconds between samples of memory and metrics"),
+         set_: list[str] = typer.Option([], "--set", help="override, e.g. system_params.n_frames=10"),
+         out: Optional[Path] = typer.Option(None, help="output folder (default runs/<time>-soak-<scenario>)")) -> None:
+    """Keep SCENARIO running for MINUTES; sample every process's memory and the metrics; soak.json."""
+    from testbed.runner.scenario import default_out_dir
+    from testbed.runner.soak import soak as run_soak
+
+    out_dir = out or default_out_dir(f"soak-{Path(scenario).stem}")
+    try:
+        with console.status("soak") as status:
+            doc = run_soak(scenario, out_dir, minutes, sample_s, overrides=set_ or None,
+                           progress=lambda s: status.update(f"soak: {s}"))
+    except TestbedError as err:
+        _fail(err)
+    summary = doc.get("summary", {})
+    console.print(f"{summary.get('samples', 0)} samples, memory growth after warm-up (%): "
+                  f"{summary.get('rss_growth_pct')}, metric drift: {summary.get('metric_drift')}")
+    console.print(f"soak: {out_dir / 'soak.json'}")
 
 
 @app.command()

@@ -45,8 +45,13 @@ class Results:
     label_at: dict[tuple[int, str], str] = field(default_factory=dict)  # the label a point ran with
 
     def add(self, index: int, point: dict[str, float], outcome: UserBatch) -> None:
+        """Keep ``outcome``; its reconstructions only when it is the point's first good batch
+        (the reports show those), so a long run does not hold every batch's images."""
         self.points[index] = point
-        self.batches.setdefault((index, outcome.user), []).append(outcome)
+        kept = self.batches.setdefault((index, outcome.user), [])
+        if any(b.failed is None and b.images for b in kept):
+            outcome.images = {}
+        kept.append(outcome)
         self.label_at.setdefault((index, outcome.user), self.labels[outcome.user])
 
     def frame_logs(self) -> dict[str, list[list]]:
