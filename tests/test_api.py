@@ -151,3 +151,36 @@ def test_a_users_model_changes_live_at_the_next_batch(tmp_path):
         with pytest.raises(RadioError, match="virtual radio has no RF"):
             run.set_radio("rx0", rx_gain_db=30.0)
         run.run()
+
+
+@pytest.mark.timeout(300)
+def test_points_step_whole_and_an_exception_stops_every_process(tmp_path):
+    overrides = {"channel.snr_db": [4.0, 8.0], "system_params.n_frames": 6, "batches": 2}
+    with pytest.raises(RuntimeError, match="the script broke"):
+        with Run("link-awgn", tmp_path, overrides=overrides, progress=False) as run:
+            procs = list(run.session.launcher.procs.values())
+            (row,) = run.step_point()
+            assert row.snr_db == 4.0 and row.batches == 2 and row.frames_sent == 12
+            raise RuntimeError("the script broke")
+    assert all(proc.poll() is not None for proc in procs)
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    assert [r["snr_db"] for r in doc["rows"]] == [4.0] and doc["rows"][0]["batches"] == 2
+
+
+@pytest.mark.timeout(300)
+def test_a_link_gain_sets_the_snr_through_the_receivers_noise(tmp_path):
+    overrides = {"batches": 2, "max_images": 1, "topology.sweep": []}
+    with Run("broadcast-4users", tmp_path, overrides=overrides, progress=False) as run:
+        with pytest.raises(ConfigError, match="has no noise_db"):
+            run.set_gain("bs->ue1", -3.0)
+        run.run()
+    scenario = {"name": "noisy-link", "system": "link", "system_params": {"n_frames": 8},
+                "topology": {"nodes": [{"name": "tx0", "role": "tx"}, {"name": "rx0", "role": "rx", "noise_db": -10}],
+                             "users": [{"name": "u0", "tx": "tx0", "rx": "rx0"}],
+                             "links": [{"tx": "tx0", "rx": "rx0", "snr_db": 5.0}]}, "batches": 2}
+    with Run(scenario, tmp_path / "gain", progress=False) as run:
+        (before,) = run.step()
+        change = run.set_gain("tx0->rx0", -2.0)  # unit TX power, noise -10 dB: SNR 8 dB
+        (after,) = run.step()
+    assert change.what == "gain_db" and change.sample is not None
+    assert abs(before.snr_est_db - 5.0) < 0.7 and abs(after.snr_est_db - 8.0) < 0.7 and after.snr_db == 8.0

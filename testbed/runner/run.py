@@ -158,6 +158,22 @@ class Run:
         self._resolve_changes()
         return self.batch_records(index, batch)
 
+    def step_point(self) -> list[Record] | None:
+        """Run the rest of the current planned point; its rows (one per user, the metrics.json
+        rows of that point), or None when the plan is done."""
+        if self._steps is None or self._closed:
+            raise ConfigError("run.step_point(): the run is not started or already closed; "
+                              "allowed: inside `with Run(...)`")
+        per_point = self.scenario.batches
+        while True:
+            records = self.step()
+            if records is None:
+                return None
+            if self.session.batch_count % per_point == 0:
+                index = records[0]["point"]
+                return [Record(self.session.results.row(index, u.name)) for u in self.session.topo.users
+                        if (index, u.name) in self.session.results.batches]
+
     def records(self) -> Iterator[Record]:
         """Every remaining batch's records, as each batch completes."""
         while (records := self.step()) is not None:
@@ -186,6 +202,23 @@ class Run:
         """Set link ``"tx->rx"``'s SNR (Es/N0, dB) from the next batch on."""
         commands = self.session.retune({link: snr_db})
         return self._change("snr_db", link, float(snr_db), commands)
+
+    def set_gain(self, link: str, gain_db: float) -> Change:
+        """Set link ``"tx->rx"``'s path gain (dB) from the next batch on, for an RX whose
+        ``noise_db`` is fixed (the SNR is then gain_db - noise_db)."""
+        topo = self.session.topo
+        if link not in {lk.key for lk in topo.links}:
+            raise ConfigError(f"link {link!r}: not in the topology; allowed: {[lk.key for lk in topo.links]}")
+        if link not in self.session.point:
+            raise ConfigError(f"set_gain {link}: the link is given by gain_db (its SNR is not tracked); allowed: "
+                              "links given by snr_db")
+        rx = topo.node(link.split("->")[1])
+        noise = rx.noise_per_antenna()
+        if noise is None:
+            raise ConfigError(f"set_gain {link}: node {rx.name} has no noise_db (its noise follows its strongest "
+                              "link, so a gain fixes no SNR); allowed: set_snr, or a topology with noise_db")
+        commands = self.session.retune({link: float(gain_db) - noise[0]})
+        return self._change("gain_db", link, float(gain_db), commands)
 
     def set_irs(self, phases_rad: np.ndarray) -> Change:
         """Set the software IRS's element phases (radians, float (n_elements,)) from the next batch on."""
