@@ -43,7 +43,7 @@ def _snr_range(text: str) -> list[float]:
     return [float(v) for v in np.arange(start, stop + step / 2, step)]
 
 
-def _run(scenario_name: str, overrides: list[str], out: Optional[Path]) -> dict:
+def _run(scenario_name: str, overrides: list[str], out: Optional[Path], resume: bool = False) -> dict:
     from testbed.config.scenario import load_scenario
     from testbed.runner.report import write_report
     from testbed.runner.scenario import default_out_dir, run_scenario
@@ -51,7 +51,7 @@ def _run(scenario_name: str, overrides: list[str], out: Optional[Path]) -> dict:
     scenario = load_scenario(scenario_name, overrides)
     out_dir = out or default_out_dir(scenario.name)
     with console.status(f"running {scenario.name}") as status:
-        result = run_scenario(scenario, out_dir, progress=lambda s: status.update(f"running {s}"))
+        result = run_scenario(scenario, out_dir, progress=lambda s: status.update(f"running {s}"), resume=resume)
     report = write_report(out_dir, result.document, result.originals, result.images)
     console.print(_table(result.document))
     for problem in result.document["problems"]:
@@ -64,10 +64,11 @@ def _run(scenario_name: str, overrides: list[str], out: Optional[Path]) -> dict:
 def run(scenario: str = typer.Argument(..., help="shipped scenario name or YAML path"),
         set_: list[str] = typer.Option([], "--set", help="override, e.g. images=DIR or channel.snr_db=[0,10]"),
         out: Optional[Path] = typer.Option(None, help="output folder (default runs/<time>-<scenario>)"),
-        record: Optional[Path] = typer.Option(None, help="record every RX node's samples here as SigMF")) -> None:
+        record: Optional[Path] = typer.Option(None, help="record every RX node's samples here as SigMF"),
+        resume: bool = typer.Option(False, help="with --out of an earlier run: skip the points it completed")) -> None:
     """Run SCENARIO over the virtual-radio network and write metrics.json and a report."""
     try:
-        doc = _run(scenario, [*set_, *([f"record={record}"] if record else [])], out)
+        doc = _run(scenario, [*set_, *([f"record={record}"] if record else [])], out, resume)
     except TestbedError as err:
         _fail(err)
     _exit_if_all_failed(doc)
@@ -82,7 +83,9 @@ def _exit_if_all_failed(doc: dict) -> None:
 
 @app.command()
 def sweep(scenario: str = typer.Argument(...), snr_db: str = typer.Option(..., help="START:STOP:STEP in dB"),
-          set_: list[str] = typer.Option([], "--set"), out: Optional[Path] = typer.Option(None)) -> None:
+          set_: list[str] = typer.Option([], "--set"), out: Optional[Path] = typer.Option(None),
+          resume: bool = typer.Option(False, help="with --out of a killed sweep: go on from its last complete point")
+          ) -> None:
     """Run SCENARIO at every SNR of START:STOP:STEP: the link's SNR for a one-link scenario, an
     offset added to every link's SNR for a topology (its own sweep axes are replaced)."""
     from testbed.config.scenario import load_scenario
@@ -93,7 +96,7 @@ def sweep(scenario: str = typer.Argument(...), snr_db: str = typer.Option(..., h
             axis = f"channel.snr_db={json.dumps(values)}"
         else:
             axis = f"topology.sweep={json.dumps([{'axis': 'snr_offset_db', 'values': values}])}"
-        doc = _run(scenario, [*set_, axis], out)
+        doc = _run(scenario, [*set_, axis], out, resume)
     except TestbedError as err:
         _fail(err)
     _exit_if_all_failed(doc)

@@ -28,7 +28,7 @@ class Launcher:
         spec_path = self.workdir / f"{node.name}_spec.json"
         write_json(spec_path, node.spec)
         log = open(self.workdir / f"{node.name}.log", "wb")
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", TESTBED_RUNNER_PID=str(os.getpid()))
         self.procs[node.name] = subprocess.Popen(
             [sys.executable, "-m", "testbed.runner.proc", node.role, str(spec_path), str(self._status(node.name))],
             stdout=log, stderr=subprocess.STDOUT, env=env)

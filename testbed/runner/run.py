@@ -102,15 +102,18 @@ class Run:
     """
 
     def __init__(self, scenario: ScenarioLike, out: str | Path, overrides: list[str] | dict | None = None,
-                 progress: bool | Callable[[str], None] | None = None, hooks: SessionHooks | None = None) -> None:
+                 progress: bool | Callable[[str], None] | None = None, hooks: SessionHooks | None = None,
+                 resume: bool = False) -> None:
         from testbed.runner.scenario import scenario_images
 
         self.scenario = as_scenario(scenario, overrides)
         self.out_dir = Path(out)
+        self.resumed = resumed_points(self.scenario, self.out_dir) if resume else {"points": [], "rows": [], "frames": {}}
         self.images = scenario_images(self.scenario)
         status = progress if callable(progress) else (lambda s: None)
         self.session = Session(self.scenario, self.images, self.out_dir / "nodes", status, hooks or SessionHooks())
         self.session.on_point = lambda results: self.save()
+        self.session.skip_points = set(self.resumed["points"])
         self.changes: list[Change] = []
         self._bar = _bar(len(self.session.plan())) if (progress is True or (progress is None and sys.stderr.isatty())) \
             else None
@@ -277,6 +280,12 @@ class Run:
     def document(self) -> dict:
         """The metrics.json document of what has been measured so far."""
         doc = document(self.session, self.session.results)
+        if self.resumed["points"]:  # the rows and frames of the points an earlier run completed
+            order = {u.name: i for i, u in enumerate(self.session.topo.users)}
+            doc["rows"] = sorted(self.resumed["rows"] + doc["rows"], key=lambda r: (r["point"], order[r["user"]]))
+            doc["frames"] = {u: self.resumed["frames"].get(u, []) + doc["frames"].get(u, [])
+                             for u in {*self.resumed["frames"], *doc["frames"]}}
+        doc["resumed_points"] = self.resumed["points"]
         doc["live_changes"] = [{"what": c.what, "target": c.target, "value": c.value, "batch": c.batch,
                                 "sample": c.sample} for c in self.changes]
         doc["interrupted"] = self.interrupted
@@ -307,6 +316,29 @@ class Run:
 
         out = self.output()
         return write_report(self.out_dir, out.document, out.originals, out.images)
+
+
+def resumed_points(scenario: Scenario, out_dir: Path) -> dict:
+    """What an earlier run of the same configuration left in ``out_dir/metrics.json``: the
+    planned points every user completed (status ok, every batch), their rows and frames. No
+    file: nothing. A file of another configuration: ConfigError (resume needs the same one)."""
+    from testbed.runner.files import json_default, read_json
+
+    path = Path(out_dir) / "metrics.json"
+    if not path.is_file():
+        return {"points": [], "rows": [], "frames": {}}
+    old = read_json(path)
+    mine = json.loads(json.dumps(scenario.model_dump(), default=json_default))
+    if old.get("config") != mine:
+        raise ConfigError(f"resume: {path} was written by another configuration; allowed: the same scenario and "
+                          "overrides, or another output folder")
+    users = [u.name for u in scenario.network().users]
+    planned = range(len(scenario.network().points()))
+    done = [i for i in planned if sorted(r["user"] for r in old["rows"] if r["point"] == i and r["status"] == "ok"
+                                         and r["batches"] == scenario.batches) == sorted(users)]
+    batches = {i * scenario.batches + b for i in done for b in range(scenario.batches)}  # run batch numbers
+    frames = {user: [f for f in log if f[0] in batches] for user, log in old.get("frames", {}).items()}
+    return {"points": done, "rows": [r for r in old["rows"] if r["point"] in done], "frames": frames}
 
 
 def _matches(entry: dict, command: dict) -> bool:

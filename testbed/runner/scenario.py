@@ -40,14 +40,15 @@ def default_out_dir(name: str) -> Path:
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, progress: Callable[[str], None] = lambda s: None,
-                 hooks: SessionHooks | None = None) -> RunOutput:
+                 hooks: SessionHooks | None = None, resume: bool = False) -> RunOutput:
     """Run ``scenario`` as one persistent process set through :class:`testbed.runner.run.Run`
     (the scripting API's code path); metrics.json is rewritten after every sweep point, so what
     was measured survives a later failure. A hardware radio that is not attached raises
-    RadioError before anything is written or started."""
+    RadioError before anything is written or started. ``resume``: skip the points that an earlier
+    run of the same configuration completed in ``out_dir`` (their rows are kept)."""
     from testbed.runner.run import Run
 
-    run = Run(scenario, out_dir, progress=progress, hooks=hooks)  # checks radios
+    run = Run(scenario, out_dir, progress=progress, hooks=hooks, resume=resume)  # checks radios
     with run:
         run.run()
     return run.output()

@@ -84,6 +84,7 @@ class Session:
         self.batch_count = 0
         self.point_index, self.point = 0, dict(self.topo.points()[0])
         self.prefetched = False
+        self.skip_points: set[int] = set()  # planned points an earlier run completed (resume)
         self.user_params: dict[str, dict[str, Any]] = {}  # live set_params per user
         self.chain_s: list[float] = []
         self.record_log: list[dict[str, Any]] = []
@@ -178,9 +179,10 @@ class Session:
         return self.results
 
     def plan(self) -> list[tuple[int, dict[str, float], int]]:
-        """(point index, point, batch within the point) of every batch the scenario asks for."""
+        """(point index, point, batch within the point) of every batch the scenario asks for,
+        but the points in ``skip_points``."""
         return [(index, point, batch) for index, point in enumerate(self.topo.points())
-                for batch in range(self.scenario.batches)]
+                if index not in self.skip_points for batch in range(self.scenario.batches)]
 
     def iterate(self):
         """Run the planned batches of the started session, yielding (point index, point, batch
@@ -188,7 +190,8 @@ class Session:
         point and gives the batches after it a point index of their own."""
         steps = self.plan()
         for n, (index, point, batch) in enumerate(steps):
-            if batch == 0:
+            if batch == 0:  # a resumed run numbers its batches as the whole run would
+                self.batch_count = max(self.batch_count, index * self.scenario.batches)
                 self.progress(f"{self.scenario.name}: point {index} " +
                               ", ".join(f"{k} {v:g} dB" for k, v in point.items()))
                 self.set_point(point)
