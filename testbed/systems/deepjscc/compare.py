@@ -7,6 +7,8 @@ held-out photos (short side 512 px) at 0, 5, 10, 15, 20 dB, AWGN and Rayleigh, w
 capacity-achieving ideal.
 
     python -m testbed.systems.deepjscc.compare --models adjscc-wide-r6 adjscc-r6 deepjscc-r6 --out docs/results
+    python -m testbed.systems.deepjscc.compare --ratio 1/12 --models adjscc-wide-r12 adjscc-r12 deepjscc-r12 \
+        --out docs/results --card adjscc-wide-r12          # -> deepjscc_vs_envelope_r12.*
 """
 from __future__ import annotations
 
@@ -29,8 +31,10 @@ ENVELOPE = "digital-envelope"
 RAYLEIGH_REPEATS = 8  # fading draws per photo for the envelope (a photo fits one or a few frames)
 
 
-def compare(models: list[str], snr_db_list=SNRS_DB, seed: int = 0, envelope: dict | None = None) -> dict:
-    """{channel: {model or "digital-envelope": evaluation}} on the held-out photos.
+def compare(models: list[str], snr_db_list=SNRS_DB, seed: int = 0, envelope: dict | None = None,
+            ratio: str = "1/6") -> dict:
+    """{channel: {model or "digital-envelope": evaluation}} on the held-out photos, the envelope
+    at the models' bandwidth ``ratio`` ("1/6" or "1/12").
 
     ``envelope`` reuses an earlier envelope evaluation ({channel: evaluation}) instead of coding
     the photos again.
@@ -38,12 +42,14 @@ def compare(models: list[str], snr_db_list=SNRS_DB, seed: int = 0, envelope: dic
     from testbed.systems.digital.evaluate import evaluate_envelope
 
     photos = held_out_images("photos")
-    doc = {"data": "photos", "n_images": len(photos), "snr_db": list(snr_db_list)}
+    doc = {"data": "photos", "n_images": len(photos), "snr_db": list(snr_db_list), "bandwidth_ratio": ratio}
+    num, den = (int(v) for v in ratio.split("/"))
     for channel in CHANNELS:
         part = {name: evaluate(registry.get("model", name).torch_model(), snr_db_list, channel, "photos", seed,
                                images=photos) for name in models}
         part[ENVELOPE] = (envelope or {}).get(channel) or evaluate_envelope(
-            photos, snr_db_list, channel, seed, repeats=RAYLEIGH_REPEATS if channel == "rayleigh" else 1)
+            photos, snr_db_list, channel, seed, repeats=RAYLEIGH_REPEATS if channel == "rayleigh" else 1,
+            bandwidth_ratio=num / den)
         doc[channel] = part
     return doc
 
@@ -94,14 +100,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--card", default=None, help="a model whose cards get the comparison (metrics.comparison)")
+    parser.add_argument("--ratio", default="1/6", choices=["1/6", "1/12"], help="the models' bandwidth ratio")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    doc = compare(args.models, seed=args.seed)
+    doc = compare(args.models, seed=args.seed, ratio=args.ratio)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "deepjscc_vs_envelope.json", doc)
-    atomic_write_bytes(args.out / "deepjscc_vs_envelope.md", ("# DeepJSCC against the digital envelope\n\n"
-                                                               + markdown(doc)).encode())
-    plot(doc, args.out / "deepjscc_vs_envelope.png")
+    stem = "deepjscc_vs_envelope" + ("" if args.ratio == "1/6" else "_r12")
+    write_json(args.out / f"{stem}.json", doc)
+    atomic_write_bytes(args.out / f"{stem}.md", (f"# DeepJSCC against the digital envelope, ratio {args.ratio}\n\n"
+                                                 + markdown(doc)).encode())
+    plot(doc, args.out / f"{stem}.png")
     if args.card:
         add_to_cards(args.card, doc)
     return doc

@@ -43,17 +43,19 @@ def through_phy(jobs, snr_db: float, channel: str, seed: int) -> list[ReceivedFr
 
 
 def evaluate_envelope(images: list[np.ndarray], snr_db_list, channel: str = "awgn", seed: int = 0,
-                      codecs: tuple[str, ...] = ("hevc", "jpeg2000"), repeats: int = 1) -> dict:
+                      codecs: tuple[str, ...] = ("hevc", "jpeg2000"), repeats: int = 1,
+                      bandwidth_ratio: float = 1 / 6) -> dict:
     """Mean PSNR / MS-SSIM of the envelope's choice at each SNR, its ideal reference and its choices.
 
     Parameters: images float32 (3, H, W) each; snr_db_list (Es/N0, dB); channel "awgn" or
         "rayleigh" (also what the choice assumes); seed of noise and fading; codecs to choose from;
         repeats, transmissions of every image per SNR with fresh noise and fading (a few photos
-        in one frame each see only a few fading draws otherwise); metrics are means over all.
+        in one frame each see only a few fading draws otherwise), metrics are means over all;
+        bandwidth_ratio, channel uses per source value (real), the budget the envelope fills.
     Returns: {"channel", "n_images", "snr_db", "psnr_db", "ms_ssim", "ideal_psnr_db",
         "predicted_psnr_db", "choice", "images_lost"} with one entry per SNR.
     """
-    system = EnvelopeSystem({"channel": channel, "codecs": list(codecs)}, seed=seed)
+    system = EnvelopeSystem({"channel": channel, "codecs": list(codecs), "bandwidth_ratio": bandwidth_ratio}, seed=seed)
     items = [(f"image{i}", img) for i, img in enumerate(images)]
     out = {"channel": channel, "n_images": len(items), "snr_db": [], "psnr_db": [], "ms_ssim": [],
            "ideal_psnr_db": [], "predicted_psnr_db": [], "choice": [], "images_lost": []}
