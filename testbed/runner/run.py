@@ -126,21 +126,23 @@ class Run:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.session.start()
-        except BaseException:
-            self.close(fast=True)
+        except BaseException as err:
+            self.close(fast=True, interrupted=isinstance(err, KeyboardInterrupt))
             raise
         self._steps = self.session.iterate()
         return self
 
     def __exit__(self, kind, error, trace) -> None:
-        self.close(fast=kind is not None and issubclass(kind, KeyboardInterrupt))
+        interrupted = kind is not None and issubclass(kind, KeyboardInterrupt)
+        self.close(fast=interrupted, interrupted=interrupted)
 
-    def close(self, fast: bool = False) -> None:
-        """Stop every process (``fast``: terminate at once, as after Ctrl-C) and write metrics.json."""
+    def close(self, fast: bool = False, interrupted: bool = False) -> None:
+        """Stop every process (``fast``: terminate at once, as after Ctrl-C) and write metrics.json
+        (``interrupted`` says the run was stopped by Ctrl-C)."""
         if self._closed:
             return
         self._closed = True
-        self.interrupted = fast
+        self.interrupted = interrupted
         self.session.results.processes = self.session.stop(fast=fast)
         if self._bar is not None:
             self._bar.close()
@@ -151,7 +153,6 @@ class Run:
         """Run the next planned batch; its records (one per user), or None when the plan is done."""
         if self._steps is None or self._closed:
             raise ConfigError("run.step(): the run is not started or already closed; allowed: inside `with Run(...)`")
-        batch = self.session.batch_count
         try:
             index, _, _ = next(self._steps)
         except StopIteration:
@@ -159,7 +160,7 @@ class Run:
         if self._bar is not None:
             self._bar.update(1)
         self._resolve_changes()
-        return self.batch_records(index, batch)
+        return self.batch_records(index, self.session.batch_count - 1)
 
     def step_point(self) -> list[Record] | None:
         """Run the rest of the current planned point; its rows (one per user, the metrics.json
