@@ -5,24 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from testbed.bench.fuzz import TARGETS, run_one
+from testbed.bench.fuzz import TARGETS, hypothesis_run
 from testbed.errors import ConfigError
 
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_target_answers_only_with_testbed_errors(name):
-    from hypothesis import HealthCheck, given, settings, strategies
-
-    runs = 300 if name == "receiver" else 1000
-
-    @settings(max_examples=runs, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(strategies.binary(max_size=4096))
-    def check(data: bytes) -> None:
-        run_one(name, data)
-
-    check()
+    hypothesis_run(name, 300 if name == "receiver" else 1000, max_size=4096)
 
 
 def test_the_sigmf_reader_names_the_file_of_a_bad_recording(tmp_path):

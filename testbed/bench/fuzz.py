@@ -135,6 +135,19 @@ def run_one(name: str, data: bytes) -> None:
         pass
 
 
+def hypothesis_run(name: str, runs: int, max_size: int = 8192) -> None:
+    """Target ``name`` on ``runs`` hypothesis inputs (derandomised: the same ones every time)."""
+    from hypothesis import HealthCheck, given, settings, strategies
+
+    @settings(max_examples=runs, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategies.binary(max_size=max_size))
+    def check(data: bytes) -> None:
+        run_one(name, data)
+
+    check()
+
+
 def fuzz(name: str, runs: int, seed: int = 0) -> dict:
     """Drive target ``name`` for ``runs`` inputs (atheris where installed, else hypothesis);
     {target, engine, runs, seconds}. A crash raises the offending exception."""
@@ -149,15 +162,7 @@ def fuzz(name: str, runs: int, seed: int = 0) -> dict:
         atheris.Setup([sys.argv[0], f"-runs={runs}", f"-seed={seed + 1}", "-max_len=8192"],
                       lambda data: run_one(name, data))
         atheris.Fuzz()  # exits the process when the runs are done (libFuzzer's way)
-    from hypothesis import HealthCheck, given, settings, strategies
-
-    @settings(max_examples=runs, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
-    @given(strategies.binary(max_size=8192))
-    def check(data: bytes) -> None:
-        run_one(name, data)
-
-    check()
+    hypothesis_run(name, runs)
     return {"target": name, "engine": "hypothesis", "runs": runs, "seconds": round(time.perf_counter() - start, 1)}
 
 
