@@ -54,6 +54,12 @@ class Results:
         kept.append(outcome)
         self.label_at.setdefault((index, outcome.user), self.labels[outcome.user])
 
+    def forget(self) -> None:
+        """Drop every batch kept so far (a soak keeps only its last window, so its runner does
+        not grow with the batches it has run; the soak's samples hold the earlier windows)."""
+        self.batches.clear()
+        self.label_at.clear()
+
     def frame_logs(self) -> dict[str, list[list]]:
         """Per user, every received frame as [run batch, start sample at its RX, snr_est_db, payload_ok]."""
         logs: dict[str, list[list]] = {}

@@ -5,7 +5,9 @@ Every ``sample_s`` seconds the soak writes a sample to ``soak.json`` (atomically
 the batches done, each node process's resident memory (VmRSS from /proc, MiB) and the mean of
 the quality metrics of the batches since the last sample. The summary compares the last sample
 with the first one after the warm-up (the first quarter of the run): the memory growth of every
-process in percent, and the drift of each metric.
+process in percent, and the drift of each metric. The run's own results keep only the window
+since the last sample (metrics.json ends with the last window's rows), so the runner does not
+grow with the batches it has run.
 """
 from __future__ import annotations
 
@@ -83,6 +85,7 @@ def soak(scenario, out_dir: Path, minutes: float, sample_s: float = 60.0, overri
                 next_sample += sample_s
                 if now - start >= minutes * 60.0:
                     break
+                run.session.results.forget()  # metrics.json ends with the last window's rows
             records = run.step()
             if records is None:
                 break
