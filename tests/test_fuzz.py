@@ -27,3 +27,21 @@ def test_the_sigmf_reader_names_the_file_of_a_bad_recording(tmp_path):
     meta.write_text("{not json")
     with pytest.raises(ConfigError, match="not a readable testbed SigMF recording"):
         read_samples(meta)
+
+
+def test_nan_samples_found_by_atheris_are_counted_not_raised():
+    """atheris's receiver run found NaN samples reaching the hard demapper as an index
+    (IndexError); they are now set to 0 and counted, and the demapper maps NaN to a level."""
+    from testbed.phy.frame import Framer
+    from testbed.phy.payload import PayloadFormat
+    from testbed.phy.qam import get_modem
+    from testbed.phy.receiver import FrameReceiver
+
+    wave = Framer().frame(bytes(range(200)), PayloadFormat("qam16", "ldpc_648_1_2"))
+    samples = np.concatenate([np.zeros(300, np.complex64), wave, np.zeros(600, np.complex64)])
+    samples[2000:2010] = np.nan
+    samples[2010] = np.inf
+    receiver = FrameReceiver()
+    frames = receiver.push(samples)
+    assert receiver.counters.nonfinite_samples == 11 and len(frames) == 1
+    assert get_modem(4).hard(np.array([np.nan + 1j * np.nan], np.complex64)).shape == (4,)

@@ -131,7 +131,7 @@ class QamModem:
     def _axis_hard(self, y: np.ndarray) -> np.ndarray:
         """(N,) axis values -> (N, m) bits of the nearest level."""
         n_levels = self.levels.size
-        index = np.rint((y / self.scale + n_levels - 1) / 2)
+        index = np.nan_to_num(np.rint((y / self.scale + n_levels - 1) / 2), nan=0.0)  # NaN: level 0
         return self.level_bits[np.clip(index, 0, n_levels - 1).astype(np.intp)]
 
     def hard(self, symbols: np.ndarray) -> np.ndarray:

@@ -58,6 +58,7 @@ class RxCounters:
     frames: int = 0
     payload_crc_fail: int = 0
     truncated: int = 0
+    nonfinite_samples: int = 0  # NaN or infinite input samples (a corrupt recording), set to 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -117,6 +118,10 @@ class FrameReceiver(ReceiverSettings):
         """Append samples (complex64 (n,)) and return the frames completed in them."""
         x = np.asarray(samples, dtype=np.complex64)
         self.counters.samples += x.size
+        bad = ~np.isfinite(x)
+        if bad.any():  # found by fuzzing: NaN reached the hard demapper as an index
+            x = np.where(bad, np.complex64(0), x)
+            self.counters.nonfinite_samples += int(np.count_nonzero(bad))
         keep = self._buf[self._pos :]
         self._offset += self._pos
         if self._pending is not None:
