@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from testbed.config.scenario import Scenario
 from testbed.errors import ConfigError
+from testbed.runner.graph import tx_mode
 
 HARDWARE_BACKENDS = ("uhd", "pluto")
 LATENCY_S = 0.25
@@ -48,8 +49,6 @@ def air_mode(scenario: Scenario) -> bool:
                         "what the air and the radio files' gains give)")
     if topo.irs is not None:
         problems.append("topology.irs: set; allowed over the air: none (the software IRS lives in the emulator)")
-    from testbed.runner.graph import tx_mode
-
     for node in topo.tx_nodes():
         mode = tx_mode(topo, node.name)[0]
         if mode != "single":

@@ -32,7 +32,7 @@ from testbed.gr.channel import ChannelBlock
 from testbed.gr.mimo_receiver import MimoReceiverSink
 from testbed.gr.receiver import ReceiverSink
 from testbed.gr.zmq_source import ZmqPullSource
-from testbed.errors import FrameError
+from testbed.errors import FrameError, RadioError
 from testbed.onnx.card import sha256_file
 from testbed.phy.frame import FrameLayout, Framer, slot_padding
 from testbed.phy.mimo_frame import MultiStreamFramer, frame_stream, payload_symbols
@@ -215,7 +215,6 @@ def retune_radio(program, changes: dict[str, Any], side: str, sample: int) -> Re
     limits, ConfigError otherwise); the node's sample count when they were applied."""
     from testbed.config.radio import RadioConfig
     from testbed.config.yaml_io import validate
-    from testbed.errors import RadioError
 
     if program.radio is None:
         raise RadioError(f"node {program.spec['name']}: a virtual radio has no RF to retune")

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from testbed.config.scenario import Scenario, load_scenario, scenario_from_dict
+from testbed.config.scenario import Scenario, apply_overrides, load_scenario, scenario_from_dict
 from testbed.errors import ConfigError
 from testbed.runner.files import write_json
 from testbed.runner.results import Results
@@ -86,8 +86,6 @@ def as_scenario(scenario: ScenarioLike, overrides: list[str] | dict[str, Any] | 
     if isinstance(scenario, Scenario):
         scenario = scenario.model_dump(mode="json", exclude_unset=True)
     if isinstance(scenario, Mapping):
-        from testbed.config.scenario import apply_overrides
-
         return scenario_from_dict(apply_overrides(dict(scenario), items), str(scenario.get("name", "scenario")))
     return load_scenario(str(scenario), items)
 
@@ -120,6 +118,7 @@ class Run:
         self._steps: Iterator | None = None
         self._closed = False
         self.interrupted = False
+        self._versions = versions()  # once: it asks git for the revision
 
     # -- lifetime ---------------------------------------------------------------------------
     def __enter__(self) -> "Run":
@@ -280,7 +279,7 @@ class Run:
     # -- results ----------------------------------------------------------------------------
     def document(self) -> dict:
         """The metrics.json document of what has been measured so far."""
-        doc = document(self.session, self.session.results)
+        doc = document(self.session, self.session.results, self._versions)
         if self.resumed["points"]:  # the rows and frames of the points an earlier run completed
             order = {u.name: i for i, u in enumerate(self.session.topo.users)}
             doc["rows"] = sorted(self.resumed["rows"] + doc["rows"], key=lambda r: (r["point"], order[r["user"]]))
@@ -353,7 +352,7 @@ def _bar(total: int):
     return tqdm(total=total, unit="batch", desc="batches")
 
 
-def document(session: Session, results) -> dict:
+def document(session: Session, results, versions_info: dict) -> dict:
     """The metrics.json document (docs/architecture.md "Results") of what has been measured."""
     scenario = session.scenario
     files = {p for system in session.systems.values() for p in system.model_files()}
@@ -361,7 +360,7 @@ def document(session: Session, results) -> dict:
     if session.plane_stopped and session.plane_stopped not in problems:
         problems.append(session.plane_stopped)
     return {"scenario": scenario.name, "system": scenario.system, "rows": results.rows(),
-            "config": scenario.model_dump(), "radio": session.radio.model_dump(), "versions": versions(),
+            "config": scenario.model_dump(), "radio": session.radio.model_dump(), "versions": versions_info,
             "models": {relative_path(p): sha256(p) for p in sorted(files)}, "problems": problems,
             "processes": results.processes, "slot_samples": session.slot, "frames": results.frame_logs(),
             "channel_changes": results.processes.get("channel", {}).get("changes", [])}
