@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS="gnuradio uhd-host python3-uhd libiio-utils python3-libiio python3-matplotlib python3-yaml"
+APT_PKGS="gnuradio uhd-host python3-uhd libiio-utils python3-libiio python3-matplotlib python3-yaml dataset-fashion-mnist"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

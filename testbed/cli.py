@@ -149,6 +149,8 @@ def doctor(json_: bool = typer.Option(False, "--json", help="print the report as
 
     report = doctor_report()
     report["models"] = {name: verify_model(registry.get("model", name)) or "ok" for name in registry.names("model")}
+    report["models"].update({name: registry.get("system-model", name).verify() or "ok"
+                             for name in registry.names("system-model")})
     if json_:
         print(json.dumps(report, indent=2, default=str))
         return

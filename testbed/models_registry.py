@@ -97,13 +97,17 @@ def register_cards(folder: Path) -> list[ModelEntry]:
 
 
 def _is_model_card(path: Path) -> bool:
-    """Whether a JSON file names a model role (``name``, ``system``, ``role``); unreadable files
-    count as cards, so that loading them reports what is wrong."""
+    """Whether a JSON file is the card of an encoder or decoder (``name``, ``system``, ``role``
+    in ``encoder``/``decoder``); unreadable files count as cards, so that loading them reports
+    what is wrong. Cards of other roles (e.g. superposition's ``transmitter``/``receiver1``) are
+    registered by their own system."""
+    from testbed.onnx.card import ROLES
+
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return True
-    return not isinstance(doc, dict) or {"name", "system", "role"} <= set(doc)
+    return not isinstance(doc, dict) or ({"name", "system", "role"} <= set(doc) and doc["role"] in ROLES)
 
 
 ENTRIES = {entry.name: entry for entry in register_cards(MODELS_DIR)}

@@ -21,7 +21,10 @@ from typing import Any, Callable, TypeVar
 from testbed.errors import ConfigError
 
 T = TypeVar("T")
-KINDS = ("system", "channel", "radio", "model", "codec")
+# "model": encoder/decoder transceivers (the DeepJSCC family, plugins); "system-model": trained
+# models whose ONNX roles are their system's own (e.g. superposition's transmitter, receiver1,
+# receiver2), registered by that system, each with ``verify()`` and ``parity()``.
+KINDS = ("system", "channel", "radio", "model", "codec", "system-model")
 _TABLES: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 # Modules whose import registers entries; imported lazily on the first lookup.
 _PROVIDERS = (

@@ -133,7 +133,7 @@ def default_images() -> list[tuple[str, np.ndarray]]:
 
 
 HELD_OUT_CROP = 256
-IMAGE_SETS = ("default", "held-out")
+IMAGE_SETS = ("default", "held-out", "fashion-mnist")
 
 
 def held_out_crops(size: int = HELD_OUT_CROP) -> list[tuple[str, np.ndarray]]:
@@ -164,12 +164,18 @@ def held_out_crops(size: int = HELD_OUT_CROP) -> list[tuple[str, np.ndarray]]:
 
 
 def image_set(name: str) -> list[tuple[str, np.ndarray]]:
-    """A named image set: ``"default"`` (the embedded 128-px images) or ``"held-out"``
-    (:func:`held_out_crops`); anything else is read as a folder (:func:`load_folder`)."""
+    """A named image set: ``"default"`` (the embedded 128-px images), ``"held-out"``
+    (:func:`held_out_crops`) or ``"fashion-mnist"`` (the first 1000 Fashion-MNIST test images,
+    ``testbed.data.loaders.fashion_mnist_items``); anything else is read as a folder
+    (:func:`load_folder`)."""
     if name == "default":
         return default_images()
     if name == "held-out":
         return held_out_crops()
+    if name == "fashion-mnist":
+        from testbed.data.loaders import fashion_mnist_items  # loaders imports this module
+
+        return fashion_mnist_items()
     return load_folder(name)
 
 

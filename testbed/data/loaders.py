@@ -1,4 +1,4 @@
-"""Loaders for the standard on-disk image datasets a user may have: CIFAR-10/100, Kodak, DIV2K, CUB.
+"""Loaders for the standard on-disk image datasets: CIFAR-10/100, Kodak, DIV2K, CUB and Fashion-MNIST.
 
 None of these data sets can be downloaded by the testbed (it works offline); a user who has
 them points a loader at the folder. Each loader checks the standard layout and raises
@@ -11,13 +11,15 @@ sequence of (name, float32 (3, H, W)) that decodes each file when indexed, so DI
 
 :func:`genuine_cifar_samples` returns the 20 genuine CIFAR-10 and 20 CIFAR-100 test images
 shipped inside the foolbox wheel (the first 20 of each official test batch), the only real
-CIFAR images available offline here.
+CIFAR images available offline here. :func:`load_fashion_mnist` reads Fashion-MNIST's IDX
+files, which Debian's ``dataset-fashion-mnist`` installs (``make setup`` does).
 
 Security note: the CIFAR "python" batches are pickles; unpickling runs code named in the
 file, so load only batches from a source you trust (as with every pickle).
 """
 from __future__ import annotations
 
+import gzip
 import pickle
 import re
 from collections.abc import Sequence
@@ -39,6 +41,15 @@ _CIFAR100_LAYOUT = ("cifar-100-python/ with train and test (pickles with b'data'
                     "b'fine_labels' and b'coarse_labels')")
 _KODAK_LAYOUT = "a folder with kodim01.png .. kodim24.png"
 _DIV2K_LAYOUT = "a folder with DIV2K_train_HR/ (0001.png .. 0800.png) and DIV2K_valid_HR/ (0801.png .. 0900.png)"
+_FASHION_LAYOUT = ("a folder with train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                   "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (IDX files, gzipped or not)")
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot")
+# A coarse grouping of the ten classes (a label hierarchy S1 -> S2 -> X): every fine class has
+# exactly one coarse class.
+FASHION_MNIST_COARSE_CLASSES = ("tops", "bottoms and dresses", "footwear", "bags")
+FASHION_MNIST_COARSE = np.array([0, 1, 0, 1, 0, 2, 0, 2, 3, 2], dtype=np.int64)
 _CUB_LAYOUT = ("CUB_200_2011/ with images.txt, image_class_labels.txt, train_test_split.txt, "
                "classes.txt and images/")
 
@@ -255,3 +266,63 @@ def genuine_cifar_samples() -> dict[str, tuple[np.ndarray, np.ndarray]]:
         images = np.stack([load_image(path) for _, _, path in entries])
         samples[name] = (images, np.array([label for _, label, _ in entries], dtype=np.int64))
     return samples
+
+
+def _idx_file(folder: Path, stem: str) -> Path:
+    for path in (folder / f"{stem}.gz", folder / stem):
+        if path.is_file():
+            return path
+    raise ConfigError(f"dataset file {str(folder / stem)!r}(.gz) is missing; expected layout: {_FASHION_LAYOUT}")
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An IDX array of unsigned bytes (magic 0x0000 08 ndim, big-endian sizes, then the data)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as err:
+        raise ConfigError(f"dataset file {str(path)!r} cannot be read ({err}); expected layout: {_FASHION_LAYOUT}") from None
+    header = 4 + 4 * ndim
+    if len(data) < header or data[:4] != bytes([0, 0, 8, ndim]):
+        raise ConfigError(f"dataset file {str(path)!r} is not an IDX file of {ndim}-D unsigned bytes; "
+                          f"expected layout: {_FASHION_LAYOUT}")
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, dtype=np.uint8, offset=header)
+    if body.size != int(np.prod(shape)):
+        raise ConfigError(f"dataset file {str(path)!r} holds {body.size} bytes, its header says {shape}; "
+                          f"expected layout: {_FASHION_LAYOUT}")
+    return body.reshape(shape)
+
+
+def load_fashion_mnist(root: str | Path = FASHION_MNIST_DIR, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST from its IDX files.
+
+    Parameters: root, the folder of the four files; split, ``"train"`` (60000) or ``"test"`` (10000).
+    Returns: images float32 (N, 1, 28, 28) in [0, 1]; labels int64 (N,) in 0..9
+        (:data:`FASHION_MNIST_CLASSES`; coarse labels: ``FASHION_MNIST_COARSE[labels]``).
+    """
+    _check_split(split, TRAIN_TEST_SPLITS)
+    folder = Path(root)
+    if not folder.is_dir():
+        raise ConfigError(f"dataset path {str(folder)!r} is not a folder; expected layout: {_FASHION_LAYOUT} "
+                          f"(Debian: apt-get install dataset-fashion-mnist)")
+    stem = "train" if split == "train" else "t10k"
+    images = _read_idx(_idx_file(folder, f"{stem}-images-idx3-ubyte"), 3)
+    labels = _read_idx(_idx_file(folder, f"{stem}-labels-idx1-ubyte"), 1).astype(np.int64)
+    if images.shape[1:] != (28, 28) or len(images) != len(labels) or labels.max(initial=0) > 9:
+        raise ConfigError(f"Fashion-MNIST {split} in {str(folder)!r}: images {images.shape} and labels "
+                          f"{labels.shape} do not match; expected (N, 28, 28) and (N,) in 0..9")
+    return images[:, None].astype(np.float32) / 255.0, labels
+
+
+FASHION_MNIST_ITEM_PREFIX = "fashion-mnist-test-"
+FASHION_MNIST_ITEMS = 1000
+
+
+def fashion_mnist_items(count: int = FASHION_MNIST_ITEMS, root: str | Path = FASHION_MNIST_DIR) -> list[tuple[str, np.ndarray]]:
+    """The first ``count`` Fashion-MNIST test images as testbed items (the ``fashion-mnist``
+    image set): names ``fashion-mnist-test-00000`` .., float32 (3, 28, 28), the grey image in
+    all three channels (so every image metric is the grey image's)."""
+    images, _ = load_fashion_mnist(root, "test")
+    return [(f"{FASHION_MNIST_ITEM_PREFIX}{i:05d}", np.repeat(images[i], 3, axis=0)) for i in range(min(count, len(images)))]

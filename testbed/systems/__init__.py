@@ -1,3 +1,4 @@
 """Transceiver systems, one module or sub-package per family; importing registers them."""
 from testbed.systems import digital, link  # noqa: F401  (registration)
 from testbed.systems.deepjscc import system  # noqa: F401  (registration)
+from testbed.systems.superposition import system as _superposition  # noqa: F401,E402  (registration)

@@ -52,6 +52,8 @@ class System:
     name: ClassVar[str]
     Params: ClassVar[type[BaseModel]]
     system_id: ClassVar[int] = 0
+    # The image set (``testbed.data.images.image_set``) its shipped models are made for.
+    images: ClassVar[str] = "default"
     # Command-line trainer (``testbed train SYSTEM ...``): a callable taking the argv list.
     trainer: ClassVar[Callable[[list[str]], object] | None] = None
 
