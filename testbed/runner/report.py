@@ -16,6 +16,9 @@ TABLE_KEYS = ("user", "node", "status", "snr_db", "psnr_db", "ideal_psnr_db", "m
               "evm_db", "choice", "frames_sent", "frames_received", "frames_lost", "samples_lost")
 
 
+GRID_IMAGES = 8  # images shown in images.png
+
+
 def _fmt(value) -> str:
     if isinstance(value, dict) and "codec" in value:  # the digital envelope's choice
         return f"{value['codec']} {value['code']} {value['modulation']} {value['frame_bytes']} B"
@@ -92,8 +95,11 @@ def write_report(out_dir: Path, document: dict, originals=None, recons=None) -> 
         plot_metric(rows, out_dir / f"{metric}_vs_snr.png", metric)
         lines += ["", f"![{metric} against SNR]({metric}_vs_snr.png)"]
     if originals and recons and any(recons.values()):
-        image_grid(originals, recons, out_dir / "images.png")
-        lines += ["", "![original and reconstructions](images.png)"]
+        shown = originals[:GRID_IMAGES]  # a figure of every image of a 1000-image set cannot be drawn
+        image_grid(shown, recons, out_dir / "images.png")
+        caption = "original and reconstructions" + (f", the first {len(shown)} of {len(originals)} images"
+                                                     if len(shown) < len(originals) else "")
+        lines += ["", f"![{caption}](images.png)"]
     if document.get("problems"):
         lines += ["", "## Problems", *[f"- {p}" for p in document["problems"]]]
     path = out_dir / "report.md"

@@ -15,7 +15,7 @@ IMAGES = 600
 
 
 def test_superposition_broadcast_rows_match_the_torch_evaluation(tmp_path):
-    scenario = load_scenario("superposition-broadcast", [f"max_images={IMAGES}", "topology.sweep=[]"])
+    scenario = load_scenario("superposition-broadcast", [f"max_images={IMAGES}", "topology.sweep=[]", "batches=1"])
     run_scenario(scenario, tmp_path)
     doc = json.loads((tmp_path / "metrics.json").read_text())
     rows = {row["user"]: row for row in doc["rows"]}
