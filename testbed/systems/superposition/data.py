@@ -13,6 +13,7 @@ numbers looked at while training); the 10000 test images are evaluated, never tr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,10 @@ class Labelled:
         return len(self.images)
 
 
+@lru_cache(maxsize=4)
 def fashion_mnist(split: str, root: str | Path = FASHION_MNIST_DIR) -> Labelled:
-    """One split of Fashion-MNIST with its coarse and fine labels (see the module docstring)."""
+    """One split of Fashion-MNIST with its coarse and fine labels (see the module docstring).
+    Read once per process (the scorer looks labels up every batch); treat the arrays as read-only."""
     if split not in SPLITS:
         raise ConfigError(f"split = {split!r} is unknown; allowed: {', '.join(SPLITS)}")
     images, fine = load_fashion_mnist(root, "test" if split == "test" else "train")
