@@ -159,7 +159,10 @@ def fuzz(name: str, runs: int, seed: int = 0) -> dict:
     if atheris is not None:
         with atheris.instrument_imports(include=["testbed", "yaml", "sigmf"], exclude=NUMBA_MODULES):
             run_one(name, b"")  # imports (and instruments for coverage) what the target uses
-        atheris.Setup([sys.argv[0], f"-runs={runs}", f"-seed={seed + 1}", "-max_len=8192"],
+        # libFuzzer writes a crashing input as crash-<sha1> into the working directory by default;
+        # it goes to the temporary directory instead, named in libFuzzer's own crash report.
+        prefix = f"-artifact_prefix={Path(tempfile.gettempdir()) / 'testbed-fuzz-'}"
+        atheris.Setup([sys.argv[0], f"-runs={runs}", f"-seed={seed + 1}", "-max_len=8192", prefix],
                       lambda data: run_one(name, data))
         atheris.Fuzz()  # exits the process when the runs are done (libFuzzer's way)
     hypothesis_run(name, runs)
