@@ -31,7 +31,7 @@ import torch
 
 from testbed.systems.superposition.data import Labelled, fashion_mnist
 from testbed.systems.superposition.evaluate import evaluate
-from testbed.systems.superposition.train import DEFAULT_CKPT_DIR, TrainConfig, checkpoint_path, train
+from testbed.systems.superposition.train import DEFAULT_CKPT_DIR, TrainConfig, checkpoint_path, stages, train
 
 STEPS = 1800
 
@@ -55,8 +55,7 @@ MOSAIC = 10  # images per mosaic side for the codecs
 
 def finished(cfg: TrainConfig, ckpt_dir: Path) -> bool:
     path = checkpoint_path(cfg, ckpt_dir)
-    return path.is_file() and torch.load(path, weights_only=False)["stage"] >= (3 if cfg.scheme == "deepscm" else
-                                                                               1 if cfg.scheme == "cm-joint" else 2)
+    return path.is_file() and torch.load(path, weights_only=False)["stage"] >= len(stages(cfg))
 
 
 def cross_covariance(model, data: Labelled, decorrelated: bool = True) -> float:
