@@ -139,9 +139,35 @@ def demo(out: Optional[Path] = typer.Option(None)) -> None:
     console.print(f"metrics: {out_dir / 'metrics.json'}\nreport:  {out_dir / 'report.md'}")
 
 
+def _lab_preflight(json_: bool) -> None:
+    from dataclasses import asdict
+
+    from testbed.lab_preflight import preflight, worst
+
+    checks = preflight()
+    if json_:
+        print(json.dumps([asdict(c) for c in checks], indent=2))
+    else:
+        colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+        table = Table(title="testbed lab preflight")
+        for column in ("check", "status", "detail", "what to do"):
+            table.add_column(column, overflow="fold")
+        for c in checks:
+            table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/{colour[c.status]}]", c.detail, c.fix)
+        console.print(table)
+    if worst(checks) == "fail":
+        raise typer.Exit(1)
+
+
 @app.command()
-def doctor(json_: bool = typer.Option(False, "--json", help="print the report as JSON")) -> None:
+def doctor(json_: bool = typer.Option(False, "--json", help="print the report as JSON"),
+           lab: bool = typer.Option(False, "--lab", help="lab-machine preflight: GNU Radio modules, libiio, UHD "
+                                    "and its FPGA images, USB speed of attached radios, CPU, memory, disk; "
+                                    "exit 1 when a check fails")) -> None:
     """GNU Radio, ONNX Runtime and torch versions, radio backends, radios found, models verified."""
+    if lab:
+        _lab_preflight(json_)
+        return
     from testbed.doctor import doctor_report, render
 
     from testbed import registry
