@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from testbed.errors import ConfigError
+from testbed.systems.adaptive_rate.model import context
 
 PRUNING_RATIOS = (0.0, 0.2, 0.3, 0.4, 0.5)
 ENTROPY_LEVELS = 8
@@ -77,11 +78,6 @@ def thermometer(one_hot: torch.Tensor) -> torch.Tensor:
     return torch.cumsum(one_hot, dim=-1)[..., :-1]
 
 
-def _context(csi: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
-    """(B, 2M + 1): real and imaginary parts of complex (B, M) CSI, then the SNR in dB."""
-    return torch.cat([csi.real, csi.imag, snr_db.reshape(-1, 1).to(csi.real.dtype)], dim=-1)
-
-
 class SelectionPolicy(nn.Module):
     """P1 (Fig. 9): (maps (B, C, H, W), normalised entropies (B, C), CSI complex (B, M), SNR dB (B,))
     -> class probabilities (B, C/2 + 1)."""
@@ -95,7 +91,7 @@ class SelectionPolicy(nn.Module):
 
     def forward(self, z: torch.Tensor, entropy: torch.Tensor, csi: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
         info = torch.cat([z.flatten(2), entropy.unsqueeze(-1)], dim=-1)  # (B, C, L + 1)
-        return torch.softmax(self.mlp(torch.cat([info.mean(-1), _context(csi, snr_db)], dim=-1)), dim=-1)
+        return torch.softmax(self.mlp(torch.cat([info.mean(-1), context(csi, snr_db)], dim=-1)), dim=-1)
 
 
 class PruningPolicy(nn.Module):
@@ -108,7 +104,7 @@ class PruningPolicy(nn.Module):
                                  nn.Linear(hidden, len(PRUNING_RATIOS)))
 
     def forward(self, z: torch.Tensor, csi: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.mlp(torch.cat([z.mean(-1), _context(csi, snr_db)], dim=-1)), dim=-1)
+        return torch.softmax(self.mlp(torch.cat([z.mean(-1), context(csi, snr_db)], dim=-1)), dim=-1)
 
 
 def sample_one_hot(probabilities: torch.Tensor, temperature: float, hard: bool = True) -> torch.Tensor:
