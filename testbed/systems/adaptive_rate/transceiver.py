@@ -1,0 +1,131 @@
+"""One user's adaptive-rate transmitter and receiver, end to end through the MU-MIMO uplink
+(torch, for training and for the reference evaluation).
+
+Implements the pipeline of ../shared/seeds/004_04072a72b64c0519.txt, Figs. 1, 8, 10 and eq. (21):
+
+    image -> encoder(ctx) -> Z0 (C maps) -> 2-D entropies -> P1 -> thermometer mask M (C/2)
+          -> Z1 (selected complex maps) -> P2 -> pruning ratio -> Z2 (l1-pruned) + index matrix
+          -> power-normalised symbols -> uplink (H, noise, LMMSE) -> zero-fill of the pruned and
+          unselected entries -> decoder(ctx) -> image
+
+``ctx`` is what the base station feeds back to the user: its column of the estimated H and the
+estimated SNR (:func:`testbed.systems.adaptive_rate.model.context`). All K users share one set
+of weights (each TX process runs its own copy); the paper gives every user its own parameters,
+which K = 2..4 would multiply by up to four trainings on a CPU.
+
+Pruned and unselected entries are not sent (the receiver knows where they are from the
+selection vector and the index matrix, which travel as digital bits). In training they ride the
+channel as zeros and are zeroed again at the receiver, which is the same thing; the power is
+normalised over the entries actually sent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from testbed.systems.adaptive_rate import channel as uplink_channel
+from testbed.systems.adaptive_rate import rate_control as rc
+from testbed.systems.adaptive_rate.model import (FEATURE_MAPS, SemanticDecoder, SemanticEncoder, context,
+                                                 from_complex, to_complex)
+
+
+@dataclass
+class UserDecision:
+    """Per-image choices: ``selected`` (B,) maps sent, ``ratio`` (B,) pruning ratio, ``kept``
+    float (B, C/2, 2L) 1 where an entry is sent, the soft selection probabilities for the loss."""
+
+    selected: torch.Tensor
+    ratio: torch.Tensor
+    kept: torch.Tensor
+    entropy_bits: torch.Tensor
+
+
+class AdaptiveRateUser(nn.Module):
+    """Encoder, policies and decoder of one user (shared by all users)."""
+
+    def __init__(self, antennas: int, maps: int = FEATURE_MAPS, use_entropy: bool = True,
+                 use_pruning: bool = True) -> None:
+        super().__init__()
+        self.encoder = SemanticEncoder(antennas, maps)
+        self.decoder = SemanticDecoder(antennas, maps)
+        self.select = rc.SelectionPolicy(maps, antennas)
+        self.prune = rc.PruningPolicy(maps, antennas)
+        self.use_entropy, self.use_pruning = use_entropy, use_pruning
+        self.register_buffer("ratios", torch.tensor(rc.PRUNING_RATIOS))
+
+    def transmit(self, images: torch.Tensor, csi: torch.Tensor, snr_db: torch.Tensor,
+                 tau: float) -> tuple[torch.Tensor, UserDecision]:
+        """images (B, 3, 32, 32), csi complex (B, M), snr_db (B,) -> (rows (B, C/2, 2L) of
+        what is sent, zeros elsewhere, decision)."""
+        z0 = self.encoder(images, context(csi, snr_db))
+        entropy = rc.entropy_2d(z0, soft=True)
+        weights = rc.normalised_entropy(entropy) if self.use_entropy else torch.zeros_like(entropy)
+        mask = rc.thermometer(rc.sample_one_hot(self.select(z0, weights, csi, snr_db), tau))   # (B, C/2)
+        z1 = to_complex(z0) * mask[..., None]
+        if self.use_pruning:
+            choice = rc.sample_one_hot(self.prune(z1, csi, snr_db), tau)                       # (B, T)
+            keeps = torch.stack([~rc.prune_l1(z1, torch.full_like(snr_db, float(a)))[1] for a in rc.PRUNING_RATIOS], 1)
+            kept = (choice[:, :, None, None] * keeps).sum(1) * mask[..., None]                 # straight-through
+            ratio = choice @ self.ratios
+        else:
+            kept = mask[..., None].expand_as(z1)
+            ratio = torch.zeros_like(snr_db)
+        decision = UserDecision(mask.sum(-1), ratio, kept, entropy)
+        return z1 * kept, decision
+
+    def receive(self, rows: torch.Tensor, decision: UserDecision, csi: torch.Tensor,
+                snr_db: torch.Tensor) -> torch.Tensor:
+        """Detected rows (B, C/2, 2L) -> image (B, 3, 32, 32); entries not sent are zeroed."""
+        return self.decoder(from_complex(rows * decision.kept), context(csi, snr_db))
+
+
+def to_symbols(rows: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """Rows (B, C/2, 2L) -> complex symbols (B, C/2 * L) with unit mean power over the sent ones
+    (a complex symbol counts as sent when either of its two reals is)."""
+    half = rows.shape[-1] // 2
+    symbols = torch.complex(rows[..., :half], rows[..., half:]).flatten(1)
+    sent = torch.maximum(kept[..., :half], kept[..., half:]).flatten(1)
+    power = (symbols.abs() ** 2).sum(-1) / sent.sum(-1).clamp_min(1.0)
+    return symbols / torch.sqrt(power.clamp_min(1e-12))[:, None], power
+
+
+def from_symbols(symbols: torch.Tensor, power: torch.Tensor, maps_half: int) -> torch.Tensor:
+    """Inverse of :func:`to_symbols` (the receiver knows the power from the header): (B, C/2, 2L)."""
+    scaled = symbols * torch.sqrt(power.clamp_min(1e-12))[:, None]
+    rows = scaled.reshape(scaled.shape[0], maps_half, -1)
+    return torch.cat([rows.real, rows.imag], dim=-1)
+
+
+def run_users(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tensor, antennas: int,
+              imperfect: bool, tau: float, generator: torch.Generator | None = None
+              ) -> tuple[torch.Tensor, list[UserDecision]]:
+    """K users' images (K, B, 3, 32, 32) through one shared uplink per batch item at snr_db (B,).
+
+    Returns the reconstructions (K, B, 3, 32, 32) and each user's decision.
+    """
+    users, batch = images.shape[:2]
+    draw = uplink_channel.draw(batch, antennas, users, snr_db, imperfect, generator)
+    sent, decisions, powers = [], [], []
+    for k in range(users):
+        rows, decision = model.transmit(images[k], draw.h_hat[:, :, k], snr_db, tau)
+        symbols, power = to_symbols(rows, decision.kept)
+        sent.append(symbols)
+        decisions.append(decision)
+        powers.append(power)
+    detected = uplink_channel.uplink(torch.stack(sent, 1), draw, generator)           # (B, K, T)
+    maps_half = decisions[0].kept.shape[1]
+    out = [model.receive(from_symbols(detected[:, k], powers[k], maps_half), decisions[k],
+                         draw.h_hat[:, :, k], snr_db) for k in range(users)]
+    return torch.stack(out), decisions
+
+
+def loss(images: torch.Tensor, recon: torch.Tensor, decisions: list[UserDecision], alpha: float,
+         beta: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """Eq. (21): MSE + alpha * (length ratio x selected maps) - beta * mean exp(entropy)."""
+    mse = torch.mean((images - recon) ** 2)
+    usage = torch.stack([d.kept.mean(-1).sum(-1) for d in decisions]).mean()   # length ratio x maps
+    entropy = torch.stack([d.entropy_bits.exp().mean() for d in decisions]).mean()
+    total = mse + alpha * usage - beta * entropy
+    return total, {"mse": mse.item(), "usage": usage.item(), "exp_entropy": entropy.item()}
