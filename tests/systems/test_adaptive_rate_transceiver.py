@@ -64,3 +64,12 @@ def test_the_loss_reaches_the_encoder_decoder_and_both_policies(model):
     for part in (model.encoder, model.decoder, model.select, model.prune):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
     assert set(parts) == {"mse", "usage", "exp_entropy"}
+
+
+def test_usage_and_cpp_count_the_index_rows_when_pruning():
+    mask = torch.tensor([[0.0] * 4 + [1.0] * 4, [1.0] * 8])
+    kept = mask[..., None].expand(2, 8, 128).clone()
+    kept[0, 4:, :64] = 0  # user 0: 4 maps, half pruned
+    d = t.UserDecision(mask, torch.tensor([0.5, 0.0]), torch.tensor([1.0, 0.0]), kept, torch.zeros(2, 16))
+    torch.testing.assert_close(d.usage(), torch.tensor([4 * (64 + 29) / 128, 8.0]))
+    torch.testing.assert_close(d.cpp(), torch.tensor([4 * (64 + 29) / 2048, 0.5]), check_dtype=False)

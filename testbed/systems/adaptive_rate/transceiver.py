@@ -33,13 +33,33 @@ from testbed.systems.adaptive_rate.model import (FEATURE_MAPS, SemanticDecoder, 
 
 @dataclass
 class UserDecision:
-    """Per-image choices: ``selected`` (B,) maps sent, ``ratio`` (B,) pruning ratio, ``kept``
-    float (B, C/2, 2L) 1 where an entry is sent, the soft selection probabilities for the loss."""
+    """Per-image choices (straight-through, so they carry gradients): ``mask`` (B, C/2) the
+    selected complex maps, ``ratio`` (B,) the pruning ratio, ``pruning`` (B,) 1 when a non-zero
+    ratio was chosen (index rows are then sent), ``kept`` (B, C/2, 2L) 1 where an entry is sent,
+    ``entropy_bits`` (B, C) the maps' 2-D entropies."""
 
-    selected: torch.Tensor
+    mask: torch.Tensor
     ratio: torch.Tensor
+    pruning: torch.Tensor
     kept: torch.Tensor
     entropy_bits: torch.Tensor
+
+    @property
+    def selected(self) -> torch.Tensor:
+        """(B,) number of complex maps sent."""
+        return self.mask.sum(-1)
+
+    def usage(self) -> torch.Tensor:
+        """(B,) eq. (21)'s channel-usage term: sum over the selected maps of (L_k + L'_k) / 2L."""
+        length = self.kept.shape[-1]
+        overhead = rc.index_symbols(length) * self.pruning[:, None] * self.mask
+        return (self.kept.sum(-1) + overhead).sum(-1) / length
+
+    def cpp(self, height: int = 32, width: int = 32) -> torch.Tensor:
+        """(B,) the paper's CPP of each image (:func:`rate_control.cpp`), a number, no gradient."""
+        length = self.kept.shape[-1]
+        return torch.tensor([rc.cpp(int(m), int(round((1 - float(r)) * length)) if m else length, length, height,
+                                    width) for m, r in zip(self.selected.detach(), self.ratio.detach())])
 
 
 class AdaptiveRateUser(nn.Module):
@@ -68,11 +88,11 @@ class AdaptiveRateUser(nn.Module):
             choice = rc.sample_one_hot(self.prune(z1, csi, snr_db), tau)                       # (B, T)
             keeps = torch.stack([~rc.prune_l1(z1, torch.full_like(snr_db, float(a)))[1] for a in rc.PRUNING_RATIOS], 1)
             kept = (choice[:, :, None, None] * keeps).sum(1) * mask[..., None]                 # straight-through
-            ratio = choice @ self.ratios
+            ratio, pruning = choice @ self.ratios, 1.0 - choice[:, 0]
         else:
             kept = mask[..., None].expand_as(z1)
-            ratio = torch.zeros_like(snr_db)
-        decision = UserDecision(mask.sum(-1), ratio, kept, entropy)
+            ratio = pruning = torch.zeros_like(snr_db)
+        decision = UserDecision(mask, ratio, pruning, kept, entropy)
         return z1 * kept, decision
 
     def receive(self, rows: torch.Tensor, decision: UserDecision, csi: torch.Tensor,
@@ -125,7 +145,7 @@ def loss(images: torch.Tensor, recon: torch.Tensor, decisions: list[UserDecision
          beta: float) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. (21): MSE + alpha * (length ratio x selected maps) - beta * mean exp(entropy)."""
     mse = torch.mean((images - recon) ** 2)
-    usage = torch.stack([d.kept.mean(-1).sum(-1) for d in decisions]).mean()   # length ratio x maps
+    usage = torch.stack([d.usage() for d in decisions]).mean()
     entropy = torch.stack([d.entropy_bits.exp().mean() for d in decisions]).mean()
     total = mse + alpha * usage - beta * entropy
     return total, {"mse": mse.item(), "usage": usage.item(), "exp_entropy": entropy.item()}
