@@ -121,17 +121,25 @@ class MultiHeadSelfAttention(nn.Module):
         return x + summed.transpose(1, 2).reshape(b, c, h, w)
 
 
-class SemanticEncoder(nn.Module):
-    """float32 images (B, 3, 32, 32) in [0, 1] and ctx (B, 2M + 1) -> maps (B, C, 8, 8)."""
+class NoAttention(nn.Module):
+    """Stands in for an attention module in the "no attention" ablation: returns its input."""
 
-    def __init__(self, antennas: int, maps: int = FEATURE_MAPS) -> None:
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        return x
+
+
+class SemanticEncoder(nn.Module):
+    """float32 images (B, 3, 32, 32) in [0, 1] and ctx (B, 2M + 1) -> maps (B, C, 8, 8).
+    ``attention=False``: the CBAM-CSI modules are left out (the paper's ablation)."""
+
+    def __init__(self, antennas: int, maps: int = FEATURE_MAPS, attention: bool = True) -> None:
         super().__init__()
         ctx = 2 * antennas + 1
         self.cem = nn.Sequential(nn.Conv2d(3, 64, 7, padding=3), nn.PReLU(64),
                                  nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.PReLU(128),
                                  nn.Conv2d(128, 256, 3, stride=2, padding=1), nn.PReLU(256))
         self.res = nn.ModuleList([ResBlock(256), ResBlock(256)])
-        self.attention = nn.ModuleList([CbamCsi(256, ctx), CbamCsi(256, ctx)])
+        self.attention = nn.ModuleList([CbamCsi(256, ctx) if attention else NoAttention() for _ in range(2)])
         self.adapt = nn.ModuleList([ChannelConditionAdaptive(256, ctx), ChannelConditionAdaptive(256, ctx)])
         self.out = nn.Conv2d(256, maps, 3, padding=1)
 
@@ -143,12 +151,13 @@ class SemanticEncoder(nn.Module):
 
 
 class SemanticDecoder(nn.Module):
-    """Recovered maps (B, C, 8, 8) and ctx (B, 2M + 1) -> float32 images (B, 3, 32, 32) in [0, 1]."""
+    """Recovered maps (B, C, 8, 8) and ctx (B, 2M + 1) -> float32 images (B, 3, 32, 32) in [0, 1].
+    ``attention=False``: no MHSA module (the paper's ablation)."""
 
-    def __init__(self, antennas: int, maps: int = FEATURE_MAPS) -> None:
+    def __init__(self, antennas: int, maps: int = FEATURE_MAPS, attention: bool = True) -> None:
         super().__init__()
         ctx = 2 * antennas + 1
-        self.mhsa = MultiHeadSelfAttention(maps)
+        self.mhsa = MultiHeadSelfAttention(maps) if attention else NoAttention()
         self.inp = nn.Sequential(nn.Conv2d(maps, 256, 3, padding=1), nn.PReLU(256))
         self.adapt = nn.ModuleList([ChannelConditionAdaptive(256, ctx), ChannelConditionAdaptive(256, ctx)])
         self.res = nn.ModuleList([ResBlock(256), ResBlock(256)])

@@ -108,7 +108,10 @@ class PruningPolicy(nn.Module):
 
 
 def sample_one_hot(probabilities: torch.Tensor, temperature: float, hard: bool = True) -> torch.Tensor:
-    """Straight-through Gumbel-softmax one-hot of (B, K) probabilities (torch's gumbel_softmax)."""
+    """Straight-through Gumbel-softmax one-hot of (B, K) probabilities (torch's gumbel_softmax);
+    ``temperature`` 0 gives the most probable class (evaluation: the policy's own choice)."""
+    if temperature <= 0:
+        return F.one_hot(probabilities.argmax(-1), probabilities.shape[-1]).to(probabilities.dtype)
     return F.gumbel_softmax(torch.log(probabilities.clamp_min(1e-20)), tau=temperature, hard=hard)
 
 

@@ -65,26 +65,29 @@ class UserDecision:
 class AdaptiveRateUser(nn.Module):
     """Encoder, policies and decoder of one user (shared by all users)."""
 
-    def __init__(self, antennas: int, maps: int = FEATURE_MAPS, use_entropy: bool = True,
-                 use_pruning: bool = True) -> None:
+    def __init__(self, antennas: int, maps: int = FEATURE_MAPS, entropy: bool = True, attention: bool = True,
+                 feedback: bool = True, pruning: bool = True) -> None:
         super().__init__()
-        self.encoder = SemanticEncoder(antennas, maps)
-        self.decoder = SemanticDecoder(antennas, maps)
+        self.encoder = SemanticEncoder(antennas, maps, attention)
+        self.decoder = SemanticDecoder(antennas, maps, attention)
         self.select = rc.SelectionPolicy(maps, antennas)
         self.prune = rc.PruningPolicy(maps, antennas)
-        self.use_entropy, self.use_pruning = use_entropy, use_pruning
+        self.entropy, self.feedback, self.pruning = entropy, feedback, pruning
         self.register_buffer("ratios", torch.tensor(rc.PRUNING_RATIOS))
 
     def transmit(self, images: torch.Tensor, csi: torch.Tensor, snr_db: torch.Tensor,
                  tau: float) -> tuple[torch.Tensor, UserDecision]:
         """images (B, 3, 32, 32), csi complex (B, M), snr_db (B,) -> (rows (B, C/2, 2L) of
-        what is sent, zeros elsewhere, decision)."""
+        what is sent, zeros elsewhere, decision). Without feedback (the ablation) the transmitter
+        sees zeros for the CSI and the SNR."""
+        if not self.feedback:
+            csi, snr_db = torch.zeros_like(csi), torch.zeros_like(snr_db)
         z0 = self.encoder(images, context(csi, snr_db))
         entropy = rc.entropy_2d(z0, soft=True)
-        weights = rc.normalised_entropy(entropy) if self.use_entropy else torch.zeros_like(entropy)
+        weights = rc.normalised_entropy(entropy) if self.entropy else torch.zeros_like(entropy)
         mask = rc.thermometer(rc.sample_one_hot(self.select(z0, weights, csi, snr_db), tau))   # (B, C/2)
         z1 = to_complex(z0) * mask[..., None]
-        if self.use_pruning:
+        if self.pruning:
             choice = rc.sample_one_hot(self.prune(z1, csi, snr_db), tau)                       # (B, T)
             keeps = torch.stack([~rc.prune_l1(z1, torch.full_like(snr_db, float(a)))[1] for a in rc.PRUNING_RATIOS], 1)
             kept = (choice[:, :, None, None] * keeps).sum(1) * mask[..., None]                 # straight-through

@@ -1,0 +1,200 @@
+"""Seeded, resumable training of the adaptive-rate system (the paper's schedule, scaled to a CPU).
+
+../shared/seeds/004_04072a72b64c0519.txt, Sec. III-E and IV-A: Adam with weight decay 5e-4;
+the whole model at lr 1e-3 (150 epochs), then 1e-4 (100); fine-tuning at 1e-5 with CEM and P2
+frozen (150), then CAEM and P1 frozen (100). Here the four phases keep those proportions of
+``steps`` (30/20/30/20 %). The Gumbel-softmax temperature is 5 e^(-0.01 epoch) with the epoch
+counted as the same fraction of the paper's 500. Each step: K users x ``batch`` random 32x32
+crops of the training photographs (CIFAR-10 cannot be had here; docs/adaptive_rate.md), one SNR
+per batch item uniform in [0, 25] dB, a fresh Rayleigh H per item, perfect or imperfect CSI.
+
+Ablations (the paper's Tables V-VII, Fig. 17) are flags of the config: ``entropy`` (the entropy
+input of P1 and the entropy term of the loss), ``attention`` (CBAM-CSI and MHSA), ``feedback``
+(CSI and SNR at the transmitter), ``pruning`` (the pruning module).
+
+Checkpoints (model, optimiser, phase, step, elapsed time, random states) are written atomically
+every ``CHECKPOINT_STEPS``; the same command resumes, and a finished run returns at once.
+
+    python -m testbed.systems.adaptive_rate.train --users 2 --antennas 4 --alpha 2e-4 --steps 3000
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from testbed.data.images import photo_corpus
+from testbed.errors import ConfigError
+from testbed.runner.files import atomic_write_bytes
+from testbed.systems.adaptive_rate.transceiver import AdaptiveRateUser, loss, run_users
+from testbed.systems.deepjscc.train import CropSampler
+
+CHECKPOINT_STEPS = 100
+PAPER_EPOCHS = 500
+SNR_RANGE_DB = (0.0, 25.0)
+DEFAULT_CKPT_DIR = Path(os.environ.get("TESTBED_CKPT_DIR", Path.home() / ".cache" / "testbed")) / "adaptive_rate"
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    fraction: float
+    lr: float
+    frozen: tuple[str, ...]  # parameter-name prefixes kept fixed
+
+
+PHASES = (Phase("whole", 0.3, 1e-3, ()), Phase("whole-low-lr", 0.2, 1e-4, ()),
+          Phase("freeze-cem-p2", 0.3, 1e-5, ("encoder.cem.", "prune.")),
+          Phase("freeze-caem-p1", 0.2, 1e-5, ("encoder.res.", "encoder.attention.", "encoder.adapt.",
+                                              "encoder.out.", "select.")))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    users: int = 2
+    antennas: int = 4
+    alpha: float = 2e-4
+    beta: float = 1e-5
+    steps: int = 3000
+    batch: int = 32
+    imperfect_csi: bool = False
+    entropy: bool = True
+    attention: bool = True
+    feedback: bool = True
+    pruning: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.users <= self.antennas:
+            raise ConfigError(f"users={self.users} with antennas={self.antennas}; allowed: 1 <= users <= antennas "
+                              "(LMMSE separates at most M streams)")
+        for name in ("steps", "batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)}; allowed: >= 1")
+
+    def name(self) -> str:
+        off = [f for f in ("entropy", "attention", "feedback", "pruning") if not getattr(self, f)]
+        tags = "".join(f"-no{f}" for f in off) + ("-imperfect" if self.imperfect_csi else "")
+        return f"adaptive-k{self.users}-m{self.antennas}-a{self.alpha:g}{tags}-seed{self.seed}-{self.steps}steps"
+
+
+def build(cfg: TrainConfig) -> AdaptiveRateUser:
+    return AdaptiveRateUser(cfg.antennas, entropy=cfg.entropy, attention=cfg.attention, feedback=cfg.feedback,
+                            pruning=cfg.pruning)
+
+
+def phase_at(cfg: TrainConfig, step: int) -> tuple[int, Phase]:
+    """Index and phase of global ``step`` (0-based)."""
+    edge = 0.0
+    for i, phase in enumerate(PHASES):
+        edge += phase.fraction
+        if step < round(edge * cfg.steps) or i == len(PHASES) - 1:
+            return i, phase
+    raise AssertionError("unreachable")
+
+
+def temperature_at(cfg: TrainConfig, step: int) -> float:
+    return 5.0 * math.exp(-0.01 * PAPER_EPOCHS * step / cfg.steps)
+
+
+def _optimiser(model: AdaptiveRateUser, phase: Phase) -> torch.optim.Adam:
+    params = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(not name.startswith(phase.frozen))
+        if p.requires_grad:
+            params.append(p)
+    return torch.optim.Adam(params, lr=phase.lr, weight_decay=5e-4)
+
+
+def _save(path: Path, state: dict) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1, log=print) -> dict:
+    """Train (or resume) ``cfg``; {"model", "minutes", "log"} once all steps ran."""
+    torch.set_num_threads(threads)
+    path = Path(ckpt_dir) / f"{cfg.name()}.ckpt"
+    torch.manual_seed(cfg.seed)
+    model = build(cfg)
+    sampler = CropSampler(photo_corpus("train"), np.random.default_rng(cfg.seed), size=32)
+    state = {"step": 0, "seconds": 0.0, "log": [], "optimizer": None}
+    if path.is_file():
+        state = torch.load(path, weights_only=False)
+        model.load_state_dict(state["model"])
+        sampler.rng.bit_generator.state = state["np_rng"]
+        torch.set_rng_state(state["torch_rng"])
+    beta = cfg.beta if cfg.entropy else 0.0
+    started = time.monotonic() - state["seconds"]
+    phase_index = state.get("phase", phase_at(cfg, state["step"])[0])  # the optimiser's phase
+    optimiser = _optimiser(model, PHASES[phase_index])
+    if state["optimizer"] is not None:
+        optimiser.load_state_dict(state["optimizer"])
+    model.train()
+    window: list[dict[str, float]] = []
+    while state["step"] < cfg.steps:
+        index, now = phase_at(cfg, state["step"])
+        if index != phase_index:
+            phase_index, optimiser = index, _optimiser(model, now)
+        images = sampler.batch(cfg.users * cfg.batch).reshape(cfg.users, cfg.batch, 3, 32, 32)
+        snr_db = torch.from_numpy(sampler.rng.uniform(*SNR_RANGE_DB, cfg.batch)).float()
+        recon, decisions = run_users(model, images, snr_db, cfg.antennas, cfg.imperfect_csi,
+                                     temperature_at(cfg, state["step"]))
+        total, parts = loss(images, recon, decisions, cfg.alpha, beta)
+        optimiser.zero_grad()
+        total.backward()
+        optimiser.step()
+        state["step"] += 1
+        window.append({**parts, "cpp": float(torch.cat([d.cpp() for d in decisions]).mean())})
+        if state["step"] % CHECKPOINT_STEPS == 0 or state["step"] == cfg.steps:
+            entry = {"step": state["step"], "phase": now.name,
+                     **{k: float(np.mean([w[k] for w in window])) for k in window[0]}}
+            entry["psnr_db"] = -10 * math.log10(entry["mse"])
+            window.clear()
+            state["log"].append(entry)
+            state.update(model=model.state_dict(), optimizer=optimiser.state_dict(), phase=phase_index,
+                         np_rng=sampler.rng.bit_generator.state,
+                         torch_rng=torch.get_rng_state(), seconds=time.monotonic() - started)
+            _save(path, state)
+            log(f"{cfg.name()} {now.name} step {entry['step']}/{cfg.steps}: "
+                + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if isinstance(v, float)))
+    model.eval()
+    return {"model": model, "minutes": state["seconds"] / 60.0, "log": state["log"]}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="python -m testbed.systems.adaptive_rate.train",
+                                     description=__doc__.split("\n\n")[0])
+    for name in ("users", "antennas", "steps", "batch", "seed"):
+        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name))
+    for name in ("alpha", "beta"):
+        parser.add_argument(f"--{name}", type=float, default=getattr(defaults, name))
+    parser.add_argument("--imperfect-csi", action="store_true")
+    for name in ("entropy", "attention", "feedback", "pruning"):
+        parser.add_argument(f"--no-{name}", action="store_true", help=f"ablation: without {name}")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ckpt-dir", type=Path, default=DEFAULT_CKPT_DIR)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    cfg = TrainConfig(users=args.users, antennas=args.antennas, alpha=args.alpha, beta=args.beta, steps=args.steps,
+                      batch=args.batch, imperfect_csi=args.imperfect_csi, entropy=not args.no_entropy,
+                      attention=not args.no_attention, feedback=not args.no_feedback, pruning=not args.no_pruning,
+                      seed=args.seed)
+    result = train(cfg, args.ckpt_dir, args.threads)
+    return {"config": asdict(cfg), "minutes": result["minutes"], "last": result["log"][-1]}
+
+
+if __name__ == "__main__":
+    print(main())

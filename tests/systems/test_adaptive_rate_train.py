@@ -1,0 +1,52 @@
+"""Adaptive-rate training: the paper's phases in proportion, freezing what they freeze, seeded
+and resumable."""
+import pytest
+import torch
+
+from testbed.errors import ConfigError
+from testbed.systems.adaptive_rate import train as tr
+
+TINY = dict(users=2, antennas=2, batch=2)
+
+
+def test_phases_keep_the_papers_proportions_and_temperature_decays():
+    cfg = tr.TrainConfig(steps=100, **TINY)
+    names = [tr.phase_at(cfg, s)[1].name for s in range(100)]
+    assert [names.count(p.name) for p in tr.PHASES] == [30, 20, 30, 20]
+    assert tr.temperature_at(cfg, 0) == 5.0 and tr.temperature_at(cfg, 100) == pytest.approx(5.0 * 2.718281828 ** -5)
+
+
+def test_fine_tuning_freezes_cem_and_p2_then_caem_and_p1():
+    model = tr.build(tr.TrainConfig(**TINY))
+    tr._optimiser(model, tr.PHASES[2])
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith(("encoder.cem.", "prune.")) for n in frozen)
+    tr._optimiser(model, tr.PHASES[3])
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert any(n.startswith("select.") for n in frozen) and not any(n.startswith("encoder.cem.") for n in frozen)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(tr, "CHECKPOINT_STEPS", 4)
+    cfg = tr.TrainConfig(steps=8, **TINY)
+    whole = tr.train(cfg, tmp_path / "a", log=lambda _: None)
+
+    def stop(line):
+        if "step 4/" in line:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        tr.train(cfg, tmp_path / "b", log=stop)
+    resumed = tr.train(cfg, tmp_path / "b", log=lambda _: None)
+    for (name, a), (_, b) in zip(whole["model"].state_dict().items(), resumed["model"].state_dict().items()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+    assert [e["step"] for e in resumed["log"]] == [4, 8] and resumed["log"][0]["cpp"] > 0
+
+
+def test_more_users_than_antennas_is_refused():
+    with pytest.raises(ConfigError, match="users=3 with antennas=2"):
+        tr.TrainConfig(users=3, antennas=2)
