@@ -50,3 +50,18 @@ def test_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
 def test_more_users_than_antennas_is_refused():
     with pytest.raises(ConfigError, match="users=3 with antennas=2"):
         tr.TrainConfig(users=3, antennas=2)
+
+
+def test_the_reference_evaluation_is_repeatable_per_point():
+    from testbed.systems.adaptive_rate import evaluate as ev
+
+    torch.manual_seed(0)
+    model = tr.build(tr.TrainConfig(**TINY))
+    images = ev.held_out_tiles(limit=8)
+    assert images.shape == (8, 3, 32, 32)
+    first = ev.evaluate(model, images, 10.0, users=2, antennas=2)
+    again = ev.evaluate(model, images, 10.0, users=2, antennas=2)
+    assert first == again and [r["user"] for r in first] == [0, 1]
+    assert all(0 <= r["cpp"] <= 0.5 and 0 <= r["selected_maps"] <= 8 for r in first)
+    other = ev.evaluate(model, images, 0.0, users=2, antennas=2)
+    assert other[0]["psnr_db"] != first[0]["psnr_db"]
