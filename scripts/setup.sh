@@ -27,7 +27,7 @@ fi
 stamp=.venv/.testbed-installed
 if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   extra=()
-  # A local wheel folder (the CPU torch wheel) is used when the machine has one.
+  # A local wheel folder is used when the machine has one.
   [ -d /opt/wheels ] && extra+=(--find-links /opt/wheels)
   .venv/bin/pip install -q --disable-pip-version-check "${extra[@]}" -r requirements.txt
   # foolbox only for the 20+20 genuine CIFAR test images inside its wheel; its own dependencies

@@ -17,7 +17,7 @@ import testbed
 from testbed.registry import create, names
 
 GR_MODULES = ("blocks", "analog", "digital", "channels", "fec", "pdu", "zeromq", "uhd", "iio", "qtgui")
-PACKAGES = ("onnxruntime", "onnx", "torch", "numpy", "numba")
+PACKAGES = ("onnxruntime", "onnx", "torch", "torchvision", "compressai", "cvxpy", "numpy", "numba")
 NO_RADIOS = "no radios found"
 
 

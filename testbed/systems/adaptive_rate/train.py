@@ -20,7 +20,6 @@ every ``CHECKPOINT_STEPS``; the same command resumes, and a finished run returns
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import os
 import time
@@ -32,7 +31,7 @@ import torch
 
 from testbed.data.images import photo_corpus
 from testbed.errors import ConfigError
-from testbed.runner.files import atomic_write_bytes
+from testbed.runner.files import atomic_torch_save
 from testbed.systems.adaptive_rate.transceiver import AdaptiveRateUser, loss, run_users
 from testbed.systems.deepjscc.train import CropSampler
 
@@ -113,12 +112,6 @@ def _optimiser(model: AdaptiveRateUser, phase: Phase) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=phase.lr, weight_decay=5e-4)
 
 
-def _save(path: Path, state: dict) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1, log=print) -> dict:
     """Train (or resume) ``cfg``; {"model", "minutes", "log"} once all steps ran."""
     torch.set_num_threads(threads)
@@ -163,7 +156,7 @@ def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
             state.update(model=model.state_dict(), optimizer=optimiser.state_dict(), phase=phase_index,
                          np_rng=sampler.rng.bit_generator.state,
                          torch_rng=torch.get_rng_state(), seconds=time.monotonic() - started)
-            _save(path, state)
+            atomic_torch_save(path, state)
             log(f"{cfg.name()} {now.name} step {entry['step']}/{cfg.steps}: "
                 + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if isinstance(v, float)))
     model.eval()
