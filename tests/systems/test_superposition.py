@@ -177,3 +177,21 @@ def test_cifar100_gives_the_20_100_hierarchy_on_the_genuine_samples(tmp_path):
     np.testing.assert_allclose(got.images, images, atol=1e-6)
     np.testing.assert_array_equal(got.fine, fine)
     np.testing.assert_array_equal(got.coarse, coarse)
+
+
+def test_the_claims_need_a_growth_beyond_the_noise_margin():
+    from testbed.systems.superposition import compare
+
+    def row(rx1, rx2, acc=0.9):
+        return {"soft": {"rx1_psnr_db": rx1, "rx2_psnr_db": rx2, "rx1_accuracy": acc, "rx2_accuracy": acc}}
+
+    results = {"deepscm-4x16-n128-1db-20db": row(18.0, 19.5), "cm-joint-64qam-n128-1db-20db": row(18.0, 19.0),
+               "deepscm-4x16-n128-1db-7db": row(18.0, 19.0), "cm-joint-64qam-n128-1db-7db": row(18.0, 18.7),
+               "deepscm-4x4-n128-1db-20db": row(18.0, 19.4), "cm-joint-16qam-n128-1db-20db": row(18.0, 18.95),
+               "cm-rx1-64qam-n128-1db-20db": row(18.2, 18.0, 0.905)}
+    claims = {c["claim"].split(" (")[0]: c["holds"] for c in compare.claims(results)}
+    assert claims["Rx2 PSNR edge over CM trained jointly grows with channel disparity"] is True     # 0.5 vs 0.3
+    assert claims["Rx2 PSNR edge over CM trained jointly grows with modulation order"] is False   # 0.5 vs 0.45
+    assert claims["DeepSCM near Rx1's upper bound"] is True
+    assert claims["cm-rx1-64qam-n128-1db-20db is an upper bound at Rx1"] is True
+    assert claims["DeepSCM near Rx2's upper bound"] is None                                        # not trained

@@ -51,6 +51,9 @@ GRID = [
     _cfg("deepscm", n=64), _cfg("cm-joint", n=64),                         # rate 0.082
 ]
 MOSAIC = 10  # images per mosaic side for the codecs
+# A growth of the edge must exceed this to count: the PSNRs are means over 10000 test images
+# (standard error about 0.03 dB each), and one training seed per model adds more spread.
+GROWTH_MARGIN_DB = 0.1
 
 
 def finished(cfg: TrainConfig, ckpt_dir: Path) -> bool:
@@ -178,9 +181,11 @@ def claims(results: dict) -> list[dict]:
         if None in (ours, ub):
             add(f"DeepSCM near Rx{rx}'s upper bound ({bound})", None, "not measured")
         else:
+            detail = f"PSNR {ours:.2f} vs {ub:.2f} dB, accuracy {acc:.4f} vs {ub_acc:.4f}"
             add(f"DeepSCM near Rx{rx}'s upper bound ({bound}): within 0.5 dB PSNR and 1 accuracy point",
-                ours >= ub - 0.5 and acc >= ub_acc - 0.01,
-                f"PSNR {ours:.2f} vs {ub:.2f} dB, accuracy {acc:.4f} vs {ub_acc:.4f}")
+                ours >= ub - 0.5 and acc >= ub_acc - 0.01, detail)
+            add(f"{bound} is an upper bound at Rx{rx} (PSNR and accuracy at least DeepSCM's)",
+                ub >= ours and ub_acc >= acc, detail)
     gaps = {}
     for label, (ours, joint) in {"19 dB disparity, 64-QAM": (main, "cm-joint-64qam-n128-1db-20db"),
                                  "6 dB disparity, 64-QAM": ("deepscm-4x16-n128-1db-7db", "cm-joint-64qam-n128-1db-7db"),
@@ -193,8 +198,8 @@ def claims(results: dict) -> list[dict]:
                               "19 dB disparity, 64-QAM", "6 dB disparity, 64-QAM"),
                              ("Rx2 PSNR edge over CM trained jointly grows with modulation order",
                               "19 dB disparity, 64-QAM", "19 dB disparity, 16-QAM")):
-        holds = None if None in (gaps[big], gaps[small]) else gaps[big] > gaps[small]
-        add(text, holds, detail)
+        holds = None if None in (gaps[big], gaps[small]) else gaps[big] - gaps[small] > GROWTH_MARGIN_DB
+        add(f"{text} (by more than {GROWTH_MARGIN_DB:g} dB)", holds, detail)
     return out
 
 
