@@ -64,7 +64,8 @@ def test_a_scenario_built_in_python_is_validated_like_a_file(tmp_path):
 
 
 SCRIPT = """
-import json, sys
+import faulthandler, json, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test dumps the stacks of a hung run
 from testbed.api import Run
 with Run("link-awgn", sys.argv[1], overrides={"batches": 500, "system_params.n_frames": 8}, progress=False) as run:
     run.step()
@@ -85,12 +86,20 @@ def _listening(port: int) -> bool:
 def test_sigint_stops_every_node_and_keeps_the_results(tmp_path):
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(SCRIPT))
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=subprocess.PIPE, text=True,
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     info = json.loads(proc.stdout.readline())
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2.0)
+        proc.kill()
+        alive = [pid for pid in info["pids"] if _alive(pid)]
+        pytest.fail(f"the run did not stop within 30 s of SIGINT; nodes alive: {alive}; its stacks:\n"
+                    + proc.communicate()[1][-6000:])
     deadline = time.monotonic() + 5.0
     while any(_alive(pid) for pid in info["pids"]) and time.monotonic() < deadline:
         time.sleep(0.1)
