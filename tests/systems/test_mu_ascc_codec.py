@@ -139,3 +139,20 @@ def test_the_report_fits_eq12_and_writes_its_table_and_plot(tmp_path):
     assert "| low | 0.200 |" in distortion.markdown(result)
     distortion.plot(result, tmp_path / "d.png")
     assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_non_finite_pixels_of_a_corrupted_decode_show_black_or_white(codec, monkeypatch):
+    stream = codec.encode(_image(64, 64))
+    x_hat = torch.full((1, 3, 64, 64), 0.5)
+    x_hat[0, 0, 0, :3] = torch.tensor([float("nan"), float("inf"), float("-inf")])
+    monkeypatch.setattr(codec.model, "decompress", lambda strings, shape: {"x_hat": x_hat})
+    rec = codec.decode(stream)
+    assert rec[0, 0, :3].tolist() == [0.0, 1.0, 0.0] and np.isfinite(rec).all()
+
+
+def test_a_fit_that_fails_is_reported_not_raised():
+    flat = tuple(distortion.CurvePoint(b, 0.1, 0.01, 0.5) for b in distortion.BER_GRID)  # constant: no fit
+    result = distortion.report([distortion.CodecCurve("flat", 0.3, 0.1, 0.01, flat)])
+    assert "not all equal" in result["codecs"][0]["fits"]["mse"]["error"]
+    result.update(draws=3, image_count=8)
+    assert "fit failed" in distortion.markdown(result) and "fits that failed: 2" in distortion.markdown(result)

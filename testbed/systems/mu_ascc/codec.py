@@ -103,7 +103,10 @@ class HyperpriorCodec:
         pad_h, pad_w = _padding(stream.height, stream.width)
         z_shape = ((stream.height + pad_h) // ALIGN_PX, (stream.width + pad_w) // ALIGN_PX)
         x_hat = self.model.decompress([[stream.y], [stream.z]], z_shape)["x_hat"]
-        return x_hat[0, :, :stream.height, :stream.width].clamp_(0.0, 1.0).numpy().astype(np.float32)
+        # A corrupted stream can decode to latents so large that the synthesis gives inf or NaN;
+        # such pixels show as black (NaN, -inf) or white (+inf), as a display would clip them.
+        x_hat = torch.nan_to_num(x_hat[0, :, :stream.height, :stream.width], nan=0.0, posinf=1.0, neginf=0.0)
+        return x_hat.clamp_(0.0, 1.0).numpy().astype(np.float32)
 
 
 def flip_bits(payload: bytes, count: int, rng: np.random.Generator) -> bytes:
