@@ -135,7 +135,7 @@ def test_the_report_fits_eq12_and_writes_its_table_and_plot(tmp_path):
     assert [c["codec"] for c in result["codecs"]] == ["low", "high"]  # sorted by rate
     fit = result["codecs"][0]["fits"]["msssim_distortion"]
     assert fit["threshold_log10_ber"] == pytest.approx(-4.5, abs=1e-3) and fit["r_squared"] > 0.9999
-    result.update(draws=3, image_count=8)
+    result.update(draws=3, image_count=8, lmbdas=[0.01], steps=10)
     assert "| low | 0.200 |" in distortion.markdown(result)
     distortion.plot(result, tmp_path / "d.png")
     assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
@@ -154,5 +154,5 @@ def test_a_fit_that_fails_is_reported_not_raised():
     flat = tuple(distortion.CurvePoint(b, 0.1, 0.01, 0.5) for b in distortion.BER_GRID)  # constant: no fit
     result = distortion.report([distortion.CodecCurve("flat", 0.3, 0.1, 0.01, flat)])
     assert "not all equal" in result["codecs"][0]["fits"]["mse"]["error"]
-    result.update(draws=3, image_count=8)
+    result.update(draws=3, image_count=8, lmbdas=[0.01], steps=10)
     assert "fit failed" in distortion.markdown(result) and "fits that failed: 2" in distortion.markdown(result)
