@@ -86,8 +86,11 @@ def _listening(port: int) -> bool:
 def test_sigint_stops_every_node_and_keeps_the_results(tmp_path):
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(SCRIPT))
+    # A shell's background job (`make test &`, nohup) ignores SIGINT, and the ignoring is inherited
+    # through exec: give the script the default disposition, as a terminal's Ctrl-C finds it.
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     info = json.loads(proc.stdout.readline())
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
