@@ -128,11 +128,24 @@ def prune_l1(z: torch.Tensor, ratio: torch.Tensor) -> tuple[torch.Tensor, torch.
     """
     if z.ndim != 3:
         raise ConfigError(f"z of shape {tuple(z.shape)}; allowed: (B, C/2, 2L)")
+    pruned = _smallest(z, ratio.reshape(-1, 1, 1))
+    return z.masked_fill(pruned, 0.0), pruned
+
+
+def _smallest(z: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """True for the floor(ratio * 2L) smallest-|value| entries of each map of z (B, C2, 2L);
+    ``ratio`` broadcasts against (B, C2, 2L) with any leading axes, e.g. (T, 1, 1, 1)."""
     length = z.shape[-1]
     counts = torch.floor(ratio.detach() * length + 1e-6).long().clamp(0, length)
     rank = torch.argsort(torch.argsort(z.detach().abs(), dim=-1, stable=True), dim=-1)
-    pruned = rank < counts.reshape(-1, 1, 1)
-    return z.masked_fill(pruned, 0.0), pruned
+    return rank < counts
+
+
+def keep_masks(z: torch.Tensor, ratios: tuple[float, ...] = PRUNING_RATIOS) -> torch.Tensor:
+    """bool (B, T, C2, 2L): entries :func:`prune_l1` keeps at each of the T ``ratios``, ranking the
+    values once for all of them."""
+    table = torch.tensor(ratios, dtype=z.dtype).reshape(-1, 1, 1, 1)
+    return ~_smallest(z, table).transpose(0, 1)
 
 
 def index_symbols(length: int, code_rate: float = 0.75, bits_per_symbol: int = 6) -> int:

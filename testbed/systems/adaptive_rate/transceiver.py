@@ -89,7 +89,7 @@ class AdaptiveRateUser(nn.Module):
         z1 = to_complex(z0) * mask[..., None]
         if self.pruning:
             choice = rc.sample_one_hot(self.prune(z1, csi, snr_db), tau)                       # (B, T)
-            keeps = torch.stack([~rc.prune_l1(z1, torch.full_like(snr_db, float(a)))[1] for a in rc.PRUNING_RATIOS], 1)
+            keeps = rc.keep_masks(z1)
             kept = (choice[:, :, None, None] * keeps).sum(1) * mask[..., None]                 # straight-through
             ratio, pruning = choice @ self.ratios, 1.0 - choice[:, 0]
         else:
