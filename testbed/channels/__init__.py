@@ -3,7 +3,7 @@ face and a streaming emulator for the GNU Radio channel block (docs/architecture
 counter-based channel matrices (:func:`generate_matrix`) every face reproduces and a software
 IRS (:mod:`testbed.channels.irs`).
 
-Importing this package registers the models ``awgn``, ``rayleigh`` and ``rician`` as channel
+Importing this package registers the models ``awgn``, ``rayleigh``, ``rician`` and ``fixed`` as channel
 factories in :mod:`testbed.registry`. The torch face is imported on demand
 (``testbed.channels.torch_face``) so numpy-only processes such as the emulator need no torch.
 """

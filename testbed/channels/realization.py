@@ -33,7 +33,7 @@ class Realization:
 
     Attributes:
         h: complex64 (batch,), flat coefficient per frame: fading times amplitude gain (the gain
-            alone for awgn).
+            alone for awgn, the gain times the coefficient for fixed).
         noise: complex64 (batch, n), circular Gaussian noise of variance ``no`` per sample.
     """
 
@@ -77,9 +77,9 @@ class Response:
 def draw_fading(spec: ChannelSpec, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` independent flat coefficients of ``spec`` drawn from ``rng``; complex64 (count,).
 
-    The fading law of :func:`fading_law` (awgn draws nothing), amplitude gain included.
+    The fading law of :func:`fading_law` (awgn and fixed draw nothing), amplitude gain included.
     """
-    if spec.model == "awgn":
+    if not spec.fades:
         return fading_law(spec, np.zeros((count, 2)))
     return fading_law(spec, rng.standard_normal((count, 2)))
 
@@ -87,12 +87,13 @@ def draw_fading(spec: ChannelSpec, count: int, rng: np.random.Generator) -> np.n
 def fading_law(spec: ChannelSpec, normals: np.ndarray) -> np.ndarray:
     """Flat coefficients from standard normal pairs; float (count, 2) in, complex64 (count,) out.
 
-    awgn: g; rayleigh: g CN(0, 1); rician: g (sqrt(K/(K+1)) + sqrt(1/(K+1)) CN(0, 1)), where the
-    pair (a, b) gives CN(0, 1) = (a + j b) / sqrt(2) and g = 10**(gain_db/20).
+    awgn: g; fixed: g c (``spec.coefficient``); rayleigh: g CN(0, 1); rician: g (sqrt(K/(K+1)) +
+    sqrt(1/(K+1)) CN(0, 1)), where the pair (a, b) gives CN(0, 1) = (a + j b) / sqrt(2) and
+    g = 10**(gain_db/20).
     """
+    if not spec.fades:
+        return np.full(len(normals), spec.fixed_h, np.complex64)
     gain = spec.amplitude_gain
-    if spec.model == "awgn":
-        return np.full(len(normals), gain, np.complex64)
     scattered = normals @ np.array([1.0, 1.0j]) / math.sqrt(2.0)
     if spec.model == "rician":
         k = spec.k_factor
@@ -123,7 +124,7 @@ def draw_block(spec: ChannelSpec, seed: int, rx: int, tx: int, block: int) -> np
     Drawn by :func:`fading_law` from ``block_rng(seed, rx, tx, block)``, so every face (the
     streaming emulator included) gets the same coefficient for the same block, in any order.
     """
-    if spec.model == "awgn":
+    if not spec.fades:
         return fading_law(spec, np.zeros((1, 2)))[0]
     return fading_law(spec, block_rng(seed, rx, tx, block).standard_normal((1, 2)))[0]
 

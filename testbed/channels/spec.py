@@ -1,7 +1,8 @@
 """One channel definition shared by every face (torch, numpy, streaming emulator).
 
-A :class:`ChannelSpec` says what one link does to a stream of complex symbols: flat block
-fading (``awgn`` = none, ``rayleigh``, ``rician``), a multipath FIR, a carrier frequency offset,
+A :class:`ChannelSpec` says what one link does to a stream of complex symbols: a flat
+coefficient (``awgn`` = 1, ``fixed`` = a given complex gain, ``rayleigh`` and ``rician`` block
+fading), a multipath FIR, a carrier frequency offset,
 an integer + fractional timing offset, an amplitude gain and additive white Gaussian noise. The
 same spec drives training in torch (:mod:`testbed.channels.torch_face`), numpy simulation
 (:mod:`testbed.channels.numpy_face`) and the GNU Radio channel emulator
@@ -24,7 +25,9 @@ from typing import Any, Callable, Iterable
 from testbed.errors import ConfigError
 from testbed.registry import register
 
-MODELS = ("awgn", "rayleigh", "rician")
+MODELS = ("awgn", "rayleigh", "rician", "fixed")
+FADING_MODELS = ("rayleigh", "rician")
+"""The models that draw their flat coefficient (the others are deterministic: no fading blocks)."""
 MAX_TAPS = 4096
 
 
@@ -36,6 +39,18 @@ def _finite(field: str, value: Any, allowed: str = "a finite number") -> float:
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number):
         raise ConfigError(f"channel.{field} {value!r} is invalid; allowed: {allowed}")
+    return number
+
+
+def _finite_complex(field: str, value: Any) -> complex:
+    """``value`` (a number or a string such as ``"(1-2j)"``) as a complex; ConfigError naming the
+    field unless both parts are finite."""
+    try:
+        number = complex(value)
+    except (TypeError, ValueError):
+        number = complex(math.nan)
+    if isinstance(value, bool) or not (math.isfinite(number.real) and math.isfinite(number.imag)):
+        raise ConfigError(f"channel.{field} {value!r} is invalid; allowed: a finite complex number")
     return number
 
 
@@ -64,9 +79,9 @@ class ChannelSpec:
     """Parameters of one link; immutable, validated on construction.
 
     Attributes:
-        model: ``"awgn"`` (h = 1), ``"rayleigh"`` (h ~ CN(0, 1)) or ``"rician"``
-            (h = sqrt(K/(K+1)) + sqrt(1/(K+1)) CN(0, 1), line-of-sight phase 0); h is then
-            scaled by the amplitude gain of ``gain_db``.
+        model: ``"awgn"`` (h = 1), ``"fixed"`` (h = ``coefficient``, no fading), ``"rayleigh"``
+            (h ~ CN(0, 1)) or ``"rician"`` (h = sqrt(K/(K+1)) + sqrt(1/(K+1)) CN(0, 1),
+            line-of-sight phase 0); h is then scaled by the amplitude gain of ``gain_db``.
         snr_db: Es/N0 per complex symbol in dB; noise variance ``no = 10**(-snr_db/10)``.
         k_factor_db: Rician K factor in dB (used by ``"rician"`` only).
         cfo_hz: carrier frequency offset; the output is rotated by exp(j 2 pi cfo_hz/fs t).
@@ -78,6 +93,8 @@ class ChannelSpec:
             (0 = one draw for the whole stream). The block faces draw once per frame (row).
         gain_db: amplitude gain ``10 ** (gain_db / 20)`` of the link, part of its flat
             coefficient h (path loss or transmit power); the noise does not scale with it.
+        coefficient: the complex flat gain of a ``"fixed"`` link (before ``gain_db``); any other
+            model takes the default 1.
     """
 
     model: str
@@ -89,6 +106,7 @@ class ChannelSpec:
     taps: tuple[complex, ...] = (1,)
     coherence_samples: int = 0
     gain_db: float = 0.0
+    coefficient: complex = 1
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -116,6 +134,11 @@ class ChannelSpec:
                 f"channel.coherence_samples {coherence!r} is invalid; allowed: an integer >= 0 (0 = one draw)"
             )
         self._set("gain_db", _finite("gain_db", self.gain_db))
+        coefficient = _finite_complex("coefficient", self.coefficient)
+        if self.model != "fixed" and coefficient != 1:
+            raise ConfigError(f"channel.coefficient {self.coefficient!r} is given for model {self.model!r}; "
+                              "allowed: a coefficient with model fixed only")
+        self._set("coefficient", coefficient)
 
     def _set(self, field: str, value: Any) -> None:
         object.__setattr__(self, field, value)
@@ -136,15 +159,26 @@ class ChannelSpec:
         return 10.0 ** (self.gain_db / 20.0)
 
     @property
+    def fades(self) -> bool:
+        """Whether the flat coefficient is drawn (rayleigh, rician) rather than fixed (awgn, fixed)."""
+        return self.model in FADING_MODELS
+
+    @property
+    def fixed_h(self) -> complex:
+        """The flat coefficient of a model that does not fade: amplitude gain times ``coefficient``."""
+        return self.amplitude_gain * self.coefficient
+
+    @property
     def cfo_rad_per_sample(self) -> float:
         """Phase increment of the CFO rotation per sample, 2 pi cfo_hz / sample_rate_sps."""
         return 2.0 * math.pi * self.cfo_hz / self.sample_rate_sps
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as JSON values (taps as strings such as ``"(1+0j)"``); ``ChannelSpec(**d)``
-        rebuilds the spec."""
+        """The fields as JSON values (taps and coefficient as strings such as ``"(1+0j)"``);
+        ``ChannelSpec(**d)`` rebuilds the spec."""
         d = dataclasses.asdict(self)
         d["taps"] = [str(complex(t)) for t in self.taps]
+        d["coefficient"] = str(self.coefficient)
         return d
 
     def with_snr(self, snr_db: float) -> "ChannelSpec":

@@ -86,7 +86,7 @@ class LinkImpairment:
 
     @property
     def h(self) -> np.complex64:
-        """The flat coefficient in force at the next output sample (the gain alone for awgn)."""
+        """The flat coefficient in force at the next output sample (constant for awgn and fixed)."""
         return self.coefficient_at(self.sample)
 
     def coefficient_at(self, sample: int) -> np.complex64:

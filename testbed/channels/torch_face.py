@@ -174,14 +174,14 @@ def _draw(
     variance ``no`` (float or (batch, 1))."""
     real = torch.view_as_real(like).dtype
     options = {"generator": generator, "dtype": real, "device": like.device}
-    if spec.model == "awgn":
-        h = torch.ones(batch, dtype=like.dtype, device=like.device)
-    else:
+    if spec.fades:
         h = torch.view_as_complex(torch.randn(batch, 2, **options) / math.sqrt(2.0))
-    if spec.model == "rician":
-        k = spec.k_factor
-        h = math.sqrt(k / (k + 1.0)) + math.sqrt(1.0 / (k + 1.0)) * h
-    h = h * spec.amplitude_gain
+        if spec.model == "rician":
+            k = spec.k_factor
+            h = math.sqrt(k / (k + 1.0)) + math.sqrt(1.0 / (k + 1.0)) * h
+        h = h * spec.amplitude_gain
+    else:
+        h = torch.full((batch,), spec.fixed_h, dtype=like.dtype, device=like.device)
     scale = torch.sqrt(torch.as_tensor(no, dtype=real, device=like.device) / 2.0)
     noise = torch.view_as_complex(torch.randn(batch, n, 2, **options)) * scale
     return h, noise

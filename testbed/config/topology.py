@@ -8,6 +8,7 @@
         - {name: u0, tx: bs, rx: ue0, params: {model: deepjscc-r6}}
       links:
         - {tx: bs, rx: ue0, model: rayleigh, snr_db: 4, coherence_samples: 0}
+        - {tx: bs, rx: ue1, model: fixed, snr_db: 4, coefficients: [[-0.42, -1.29]]}  # [re, im] per TX antenna
       sweep:
         - {axis: snr_offset_db, values: [0, 5]}            # every link together
         - {axis: snr_db, link: bs->ue0, values: [0, 10]}   # one link alone
@@ -20,11 +21,16 @@ may be given instead of ``snr_db`` when the RX's ``noise_db`` is given. An RX wi
 ``noise_db`` takes ``-max(snr_db of its links)``, so its strongest link has unit gain. The
 oscillator of each node has its own ``cfo_hz``: a link shows ``cfo_hz(tx) - cfo_hz(rx)``.
 
+A ``fixed`` link has no fading: ``coefficients`` gives one complex gain per antenna pair as
+[re, im], one per TX antenna (for an RX with several antennas, RX antenna by RX antenna), times
+the link's amplitude gain, e.g. a row of the channel matrix of a MU-MISO downlink.
+
 Every problem of a topology is reported at once (one line each), before anything starts.
 """
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -85,10 +91,19 @@ class LinkConfig(BaseModel):
     delay_samples: float = 0.0
     taps: list[str | float] = Field(default_factory=lambda: [1.0])
     coherence_samples: int = Field(default=0, ge=0)
+    coefficients: list[tuple[float, float]] | None = None
 
     @property
     def key(self) -> str:
         return f"{self.tx}->{self.rx}"
+
+    def coefficient(self, rx_antenna: int, tx_antenna: int, n_tx: int) -> complex:
+        """The ``fixed`` gain from TX antenna ``tx_antenna`` (of ``n_tx``) to RX antenna
+        ``rx_antenna``; 1 for the other models."""
+        if self.coefficients is None:
+            return 1
+        re, im = self.coefficients[rx_antenna * n_tx + tx_antenna]
+        return complex(re, im)
 
 
 class SweepAxis(BaseModel):
@@ -219,14 +234,15 @@ def stream_matrix(topo: Topology, point: dict[str, float], sample_rate_sps: floa
     """The emulator's view of ``topo`` at sweep ``point`` (raises ConfigError on bad links)."""
     txs = [(n.name, a) for n in topo.tx_nodes() for a in range(n.antennas)]
     rxs = [(n.name, a) for n in topo.rx_nodes() for a in range(n.antennas)]
-    specs = [[_spec(topo, topo.link(tx, rx), point, sample_rate_sps, topo.node(tx).cfo_hz - topo.node(rx).cfo_hz)
-              for tx, _ in txs] for rx, _ in rxs]
+    specs = [[_spec(topo, topo.link(tx, rx), point, sample_rate_sps, topo.node(tx).cfo_hz - topo.node(rx).cfo_hz,
+                    (b, a, topo.node(tx).antennas)) for tx, a in txs] for rx, b in rxs]
     noise = [10.0 ** (topo.noise_db(topo.node(rx), point)[a] / 10.0) for rx, a in rxs]
     return StreamMatrix(txs, rxs, specs, noise)
 
 
-def _spec(topo: Topology, link: LinkConfig | None, point: dict[str, float], rate: float, cfo_hz: float
-          ) -> ChannelSpec:
+def _spec(topo: Topology, link: LinkConfig | None, point: dict[str, float], rate: float, cfo_hz: float,
+          antennas: tuple[int, int, int]) -> ChannelSpec:
+    """The spec of one antenna pair; ``antennas`` = (RX antenna, TX antenna, TX antennas)."""
     if link is None:
         return ChannelSpec(model="awgn", snr_db=0.0, gain_db=NO_LINK_GAIN_DB, sample_rate_sps=rate)
     where = f"topology link {link.key}"
@@ -234,7 +250,7 @@ def _spec(topo: Topology, link: LinkConfig | None, point: dict[str, float], rate
         return ChannelSpec(model=link.model, snr_db=point.get(link.key, 0.0), gain_db=topo.link_gain_db(link, point),
                            k_factor_db=link.k_factor_db, cfo_hz=cfo_hz, sample_rate_sps=rate,
                            delay_samples=link.delay_samples, taps=tuple(complex(t) for t in link.taps),
-                           coherence_samples=link.coherence_samples)
+                           coherence_samples=link.coherence_samples, coefficient=link.coefficient(*antennas))
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
 
@@ -329,4 +345,26 @@ def _link_problems(topo: Topology, nodes: dict[str, NodeConfig]) -> list[str]:
                             "allowed: give the RX's noise_db, or snr_db instead")
         if link.snr_db is not None and not -30.0 <= link.snr_db <= 60.0:
             problems.append(f"{where}.snr_db = {link.snr_db:g} is outside -30..60 dB")
+        problems += _coefficient_problems(where, link, nodes)
     return problems
+
+
+def _coefficient_problems(where: str, link: LinkConfig, nodes: dict[str, NodeConfig]) -> list[str]:
+    """Problems of a link's ``coefficients``: required by model fixed (one finite [re, im] pair
+    per antenna pair), refused with any other model."""
+    given = link.coefficients
+    if link.model != "fixed":
+        if given is None:
+            return []
+        return [f"{where}.coefficients = {given} is given for model {link.model!r}; "
+                "allowed: coefficients with model fixed only"]
+    if link.tx not in nodes or link.rx not in nodes:
+        return []
+    n_tx, n_rx = nodes[link.tx].antennas, nodes[link.rx].antennas
+    allowed = f"{n_tx * n_rx} [re, im] pairs, one per TX antenna ({n_tx}) of {link.tx!r}" + (
+        f" for each of the {n_rx} antennas of {link.rx!r}, RX antenna by RX antenna" if n_rx > 1 else "")
+    if given is None or len(given) != n_tx * n_rx:
+        count = 0 if given is None else len(given)
+        return [f"{where}.coefficients = {given} ({count} given) does not fit model fixed; allowed: {allowed}"]
+    return [f"{where}.coefficients.{i} = {list(pair)} is not finite; allowed: finite numbers"
+            for i, pair in enumerate(given) if not all(math.isfinite(v) for v in pair)]

@@ -176,7 +176,7 @@ def _record_spec(scenario: Scenario, node, process: str) -> dict | None:
 def slotted(matrix: StreamMatrix, slot_samples: int) -> StreamMatrix:
     """Fading links with ``coherence_samples`` 0 redraw every slot: one draw per frame."""
     def fix(spec):
-        if spec.model != "awgn" and spec.coherence_samples == 0 and slot_samples:
+        if spec.fades and spec.coherence_samples == 0 and slot_samples:
             return dataclasses.replace(spec, coherence_samples=slot_samples)
         return spec
 

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from testbed import registry
+from testbed.channels.spec import FADING_MODELS
 from testbed.config.scenario import Scenario
 from testbed.config.topology import stream_matrix
 from testbed.errors import ConfigError, ProcessError, RadioError
@@ -91,7 +92,7 @@ class Session:
         self.results = Results(self.topo, {n: s.label() for n, s in self.systems.items()})
 
     def _slot_samples(self) -> int:
-        fading = [lk for lk in self.topo.links if lk.model != "awgn" and lk.coherence_samples == 0]
+        fading = [lk for lk in self.topo.links if lk.model in FADING_MODELS and lk.coherence_samples == 0]
         if not fading or self.air:
             return 0
         longest = max(s.max_frame_samples() for s in self.systems.values())
