@@ -13,6 +13,18 @@ from typing import Any
 import numpy as np
 
 
+def atomic_save_figure(fig, path: str | Path, dpi: int = 90) -> None:
+    """Write a matplotlib figure to ``path`` as PNG atomically, then close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     path = Path(path)

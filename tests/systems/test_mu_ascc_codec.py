@@ -66,11 +66,11 @@ def test_with_payload_refuses_a_payload_of_another_length():
 
 def test_truncated_flip_counts_follow_the_binomial_given_a_flip():
     rng = np.random.default_rng(3)
-    counts, p_any = distortion._flip_counts(1000, 1e-3, 20000, rng)
+    counts, p_any = distortion.flip_counts(1000, 1e-3, 20000, rng)
     assert counts.min() >= 1
     assert p_any == pytest.approx(1 - 0.999 ** 1000)
     assert counts.mean() == pytest.approx(1.0 / p_any, rel=0.03)  # E[k | k >= 1] = n p / P(k >= 1)
-    tiny, p_tiny = distortion._flip_counts(1000, 1e-9, 100, rng)
+    tiny, p_tiny = distortion.flip_counts(1000, 1e-9, 100, rng)
     assert set(tiny) == {1} and p_tiny == pytest.approx(1e-6, rel=1e-3)
 
 

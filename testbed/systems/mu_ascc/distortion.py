@@ -16,7 +16,6 @@ uniform), so a BER of 10^-9 costs as many decodes as one of 10^-2 and its estima
 from __future__ import annotations
 
 import argparse
-import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from scipy.stats import binom
 from testbed.data.images import held_out_crops
 from testbed.metrics import ms_ssim
 from testbed.optim.mu_ascc import LogisticParams, fit_logistic
-from testbed.runner.files import atomic_write_bytes, write_json
+from testbed.runner.files import atomic_save_figure, atomic_write_bytes, write_json
 from testbed.systems.mu_ascc.codec import Bitstream, HyperpriorCodec, flip_bits
 from testbed.systems.mu_ascc.train_codec import DEFAULT_CKPT_DIR, LAMBDAS, CodecConfig, train
 
@@ -61,7 +60,7 @@ def _distortions(ref: np.ndarray, rec: np.ndarray) -> np.ndarray:
     return np.array([1.0 - float(ms_ssim(ref, rec)), float(np.mean((ref - rec) ** 2))])
 
 
-def _flip_counts(bits: int, ber: float, draws: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def flip_counts(bits: int, ber: float, draws: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """``draws`` flip counts from Binomial(bits, ber) given at least one flip, and P(any flip)."""
     p0 = float(binom.pmf(0, bits, ber))
     u = rng.uniform(p0, 1.0, draws)
@@ -83,7 +82,7 @@ def measure(codec: HyperpriorCodec, images: list[np.ndarray], bers: tuple[float,
     for ber in bers:
         per_image, p_any = [], []
         for img, stream, d_clean in zip(images, streams, clean):
-            counts, p = _flip_counts(stream.bits, ber, draws, rng)
+            counts, p = flip_counts(stream.bits, ber, draws, rng)
             flipped = np.mean([_distortions(img, _decode_flipped(codec, stream, int(k), rng)) for k in counts], axis=0)
             per_image.append((1.0 - p) * d_clean + p * flipped)
             p_any.append(p)
@@ -168,10 +167,7 @@ def plot(result: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -3,9 +3,11 @@
 
 Loss: CompressAI's ``RateDistortionLoss`` (lmbda * 255^2 * MSE + bits per pixel), plus the
 entropy bottleneck's auxiliary loss on its own Adam optimiser, as CompressAI's example trainer
-does. Data: random crops of the training split of the offline photographs
-(:func:`testbed.data.images.photo_corpus`), never the held-out ones the distortion is measured
-on. The paper (../shared/seeds/001_ef80d34948c98c54.txt, section V) trains 23 full-size models
+does. Data (``CodecConfig.data``): ``photos``, random crops of the training split of the
+offline photographs (:func:`testbed.data.images.photo_corpus`), never the held-out ones the
+distortion is measured on; or ``fashion-mnist``, the semantic user's images: the 60000
+Fashion-MNIST training images, each edge-replicated from 28 to 64 px as
+:class:`~testbed.systems.mu_ascc.codec.HyperpriorCodec` pads them (the test split is held out). The paper (../shared/seeds/001_ef80d34948c98c54.txt, section V) trains 23 full-size models
 for hundreds of epochs; here N and M are smaller and the steps few (minutes of CPU each); the
 file records how far it got.
 
@@ -26,24 +28,29 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from compressai.losses import RateDistortionLoss
 from compressai.models import ScaleHyperprior
 
 from testbed.data.images import photo_corpus
+from testbed.data.loaders import load_fashion_mnist
 from testbed.errors import ConfigError
 from testbed.runner.files import atomic_torch_save
 from testbed.systems.deepjscc.train import CropSampler
+from testbed.systems.mu_ascc.codec import ALIGN_PX
 
 CHECKPOINT_STEPS = 200
 DEFAULT_CKPT_DIR = Path(os.environ.get("TESTBED_CKPT_DIR", Path.home() / ".cache" / "testbed")) / "mu_ascc"
 # CompressAI's MSE lambdas of its quality levels 1..8 (compressai.zoo, bmshj2018-hyperprior).
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+DATA = ("photos", "fashion-mnist")
 
 
 @dataclass(frozen=True)
 class CodecConfig:
     """One codec: ``lmbda`` (rate-distortion trade-off), ``n``/``m`` (CompressAI's N and M:
-    channels of the transforms and of the latent), crops of ``crop_px`` in batches of ``batch``."""
+    channels of the transforms and of the latent), trained on ``data`` (:data:`DATA`) in batches
+    of ``batch`` crops of ``crop_px`` (photos; Fashion-MNIST images are always padded to 64 px)."""
 
     lmbda: float = 0.0067
     n: int = 64
@@ -54,8 +61,11 @@ class CodecConfig:
     lr: float = 5e-4
     aux_lr: float = 1e-3
     seed: int = 0
+    data: str = "photos"
 
     def __post_init__(self) -> None:
+        if self.data not in DATA:
+            raise ConfigError(f"data={self.data!r}; allowed: {', '.join(DATA)}")
         if not 0.0 < self.lmbda < 10.0:
             raise ConfigError(f"lmbda={self.lmbda}; allowed: 0 < lmbda < 10")
         if self.crop_px % 64 or self.crop_px <= 0:
@@ -65,7 +75,35 @@ class CodecConfig:
                 raise ConfigError(f"{field_name}={getattr(self, field_name)}; allowed: >= 1")
 
     def name(self) -> str:
-        return f"hyperprior-n{self.n}-m{self.m}-lmbda{self.lmbda:g}-seed{self.seed}-{self.steps}steps"
+        tag = "" if self.data == "photos" else "-fmnist"
+        return f"hyperprior{tag}-n{self.n}-m{self.m}-lmbda{self.lmbda:g}-seed{self.seed}-{self.steps}steps"
+
+
+class FashionSampler:
+    """Random Fashion-MNIST training images, random horizontal flips, edge-replicated from 28 to
+    64 px (bottom and right, as ``HyperpriorCodec.encode`` pads). ``batch(n)`` -> float32
+    (n, 3, 64, 64) in [0, 1], the grey image in all three channels."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        images, _ = load_fashion_mnist(split="train")
+        self.images = torch.from_numpy(images)  # float32 (60000, 1, 28, 28)
+        self.rng = rng
+
+    def batch(self, n: int) -> torch.Tensor:
+        which = torch.from_numpy(self.rng.integers(0, len(self.images), n))
+        flips = torch.from_numpy(self.rng.random(n) < 0.5)
+        x = self.images[which]
+        x = torch.where(flips[:, None, None, None], x.flip(-1), x)
+        pad = ALIGN_PX - x.shape[-1]
+        return F.pad(x, (0, pad, 0, pad), mode="replicate").expand(-1, 3, -1, -1).contiguous()
+
+
+def sampler_for(cfg: CodecConfig) -> CropSampler | FashionSampler:
+    """The training data of ``cfg`` with its own seeded generator."""
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.data == "fashion-mnist":
+        return FashionSampler(rng)
+    return CropSampler(photo_corpus("train"), rng, size=cfg.crop_px)
 
 
 def optimisers(model: ScaleHyperprior, cfg: CodecConfig) -> tuple[torch.optim.Adam, torch.optim.Adam]:
@@ -82,7 +120,7 @@ def train(cfg: CodecConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
     torch.manual_seed(cfg.seed)
     model = ScaleHyperprior(cfg.n, cfg.m)
     main_opt, aux_opt = optimisers(model, cfg)
-    sampler = CropSampler(photo_corpus("train"), np.random.default_rng(cfg.seed), size=cfg.crop_px)
+    sampler = sampler_for(cfg)
     state = {"step": 0, "seconds": 0.0, "log": []}
     if path.is_file():
         state = torch.load(path, weights_only=False)
@@ -127,7 +165,8 @@ def train(cfg: CodecConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
 
 def command_line(cfg: CodecConfig, out: str | None, threads: int) -> str:
     words = ["python -m testbed.systems.mu_ascc.train_codec", f"--lmbda {cfg.lmbda:g}", f"--n {cfg.n}",
-             f"--m {cfg.m}", f"--steps {cfg.steps}", f"--seed {cfg.seed}", f"--threads {threads}"]
+             f"--m {cfg.m}", f"--steps {cfg.steps}", f"--batch {cfg.batch}", f"--seed {cfg.seed}",
+             f"--data {cfg.data}", f"--threads {threads}"]
     return " ".join(words + ([f"--out {out}"] if out else []))
 
 
@@ -152,6 +191,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch", type=int, default=defaults.batch)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--data", choices=DATA, default=defaults.data)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ckpt-dir", type=Path, default=DEFAULT_CKPT_DIR)
     parser.add_argument("--out", type=Path, default=None, help="write the finished codec (.pt) into this folder")
@@ -160,7 +200,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    cfg = CodecConfig(lmbda=args.lmbda, n=args.n, m=args.m, steps=args.steps, batch=args.batch, seed=args.seed)
+    cfg = CodecConfig(lmbda=args.lmbda, n=args.n, m=args.m, steps=args.steps, batch=args.batch, seed=args.seed,
+                      data=args.data)
     result = train(cfg, args.ckpt_dir, args.threads)
     written = None
     if args.out is not None:
