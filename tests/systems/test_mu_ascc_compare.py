@@ -6,32 +6,33 @@ import numpy as np
 import pytest
 
 from testbed.optim.mu_ascc import paper_instance
-from testbed.systems.mu_ascc import compare
+from testbed.errors import ConfigError
+from testbed.systems.mu_ascc import compare, tables
 
 
 @pytest.fixture(scope="module")
-def tables():
+def paper_tables():
     return paper_instance().distortion_models
 
 
-def test_fixed_rate_benchmark_takes_the_largest_codec_within_its_code_rate(tables):
-    base = compare.problem(tables, 3.0, 0.0356, 256)
+def test_fixed_rate_benchmark_takes_the_largest_codec_within_its_code_rate(paper_tables):
+    base = compare.problem(paper_tables, 3.0, 0.0356, 256)
     sol = compare.zf_wf_fixed(base, 256)
     for user, code_rate in enumerate(compare.FIXED_CODE_RATES_BPCU):
         cap = 3 * 0.0356 * code_rate
-        rates = tables[user].rates_bpp
+        rates = paper_tables[user].rates_bpp
         assert sol.source_rates_bpp[user] == rates[rates <= cap].max()
         assert sol.code_rates_bpcu[user] == code_rate
     assert np.sum(sol.powers_w) == pytest.approx(3.0)
 
 
-def test_fixed_rate_benchmark_is_infeasible_when_no_codec_fits(tables):
-    assert compare.zf_wf_fixed(compare.problem(tables, 3.0, 0.001, 256), 256) is None
+def test_fixed_rate_benchmark_is_infeasible_when_no_codec_fits(paper_tables):
+    assert compare.zf_wf_fixed(compare.problem(paper_tables, 3.0, 0.001, 256), 256) is None
     assert compare.row(None) == {"status": "infeasible", "weighted_distortion": None}
 
 
-def test_mu_ascc_is_no_worse_than_either_zf_wf_benchmark(tables):
-    base = compare.problem(tables, 10 ** 0.8, 0.0356, 256)
+def test_mu_ascc_is_no_worse_than_either_zf_wf_benchmark(paper_tables):
+    base = compare.problem(paper_tables, 10 ** 0.8, 0.0356, 256)
     ours = compare.solve(base, "mu-ascc-best", 256).weighted_distortion
     for scheme in ("zf-wf-fixed", "zf-wf-adaptive"):
         assert ours <= compare.solve(base, scheme, 256).weighted_distortion + 1e-9
@@ -52,12 +53,25 @@ def test_claims_compare_mu_ascc_with_the_fixed_benchmark_at_8_dbw():
 def test_measured_tables_read_both_fit_files_and_skip_failed_fits(tmp_path):
     fit = {"source_distortion": 0.1, "channel_distortion": 0.5, "slope_per_decade": 2.0,
            "threshold_log10_ber": -4.0, "r_squared": 0.99}
-    data = {"codecs": [{"rate_bpp": r, "fits": {"msssim_distortion": {**fit, "source_distortion": d}}}
-                       for r, d in ((0.2, 0.15), (0.5, 0.1))]
-            + [{"rate_bpp": 0.9, "fits": {"msssim_distortion": {"error": "no convergence"}}}]}
-    semantic = {"codecs": [{"rate_bpp": r, "fit": fit} for r in (0.3, 0.6)]}
+    data = {"codecs": [{"codec": f"d{r}", "rate_bpp": r, "fits": {"msssim_distortion": {**fit, "source_distortion": d}}}
+                       for r, d in ((0.5, 0.1), (0.2, 0.15))]
+            + [{"codec": "d0.9", "rate_bpp": 0.9, "fits": {"msssim_distortion": {"error": "no convergence"}}}]}
+    semantic = {"codecs": [{"codec": f"s{r}", "rate_bpp": r, "fit": fit} for r in (0.3, 0.6)]}
     (tmp_path / "mu_ascc_distortion.json").write_text(json.dumps(data))
     (tmp_path / "mu_ascc_semantic.json").write_text(json.dumps(semantic))
     du, su = compare.measured_tables(tmp_path)
     assert du.rates_bpp.tolist() == [0.2, 0.5] and du.source_distortion.tolist() == [0.15, 0.1]
     assert su.rates_bpp.tolist() == [0.3, 0.6]
+    out = tmp_path / "tables.json"
+    tables.main(["--results", str(tmp_path), "--out", str(out)])
+    loaded = tables.load_tables(str(out))
+    assert [e["name"] for e in loaded["data"]] == ["d0.2", "d0.5"] and loaded["data"][0]["r_squared"] == 0.99
+
+
+def test_a_table_file_of_another_kind_is_refused(tmp_path):
+    bad = tmp_path / "tables.json"
+    bad.write_text(json.dumps({"kind": "bler-table", "roles": {}}))
+    with pytest.raises(ConfigError, match="is not a MU-ASCC codec table"):
+        tables.load_tables(str(bad))
+    with pytest.raises(ConfigError, match="is not a file"):
+        tables.load_tables(str(tmp_path / "missing.json"))

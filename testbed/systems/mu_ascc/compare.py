@@ -28,18 +28,17 @@ Schemes (every one gets the same channel, powers budget and tables):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from testbed.optim.fbl import FiniteBlocklengthBer, MeasuredBer, fbl_log10_ber
-from testbed.optim.mu_ascc import (PAPER_CHANNEL, LogisticParams, MuAsccProblem, RateDistortionModel, Solution,
+from testbed.optim.mu_ascc import (PAPER_CHANNEL, MuAsccProblem, RateDistortionModel, Solution,
                                    optimise, zf_wf_baseline)
 from testbed.runner.files import atomic_save_figure, atomic_write_bytes, write_json
+from testbed.systems.mu_ascc.tables import entries_from_results, rate_distortion_model
 
 RESULTS = Path("docs/results")
 WEIGHTS = (0.8, 0.2)  # DU, SU (the paper's Figs. 7 and 9)
@@ -55,22 +54,10 @@ SCHEMES = ("mu-ascc", "mu-ascc-best", "zf-wf-fixed", "zf-wf-adaptive")
 PAPER_REDUCTION_AT_8DBW = {256: 0.3985, 4096: 0.3789}
 
 
-def table_from_fits(entries: list[dict], rate_of: Callable[[dict], float],
-                    fit_of: Callable[[dict], dict]) -> RateDistortionModel:
-    """A user's codec table from fitted codecs (by rate); codecs whose fit failed are left out."""
-    usable = sorted((e for e in entries if "error" not in fit_of(e)), key=rate_of)
-    params = [LogisticParams(**{k: v for k, v in fit_of(e).items() if k != "r_squared"}) for e in usable]
-    return RateDistortionModel.from_fits([rate_of(e) for e in usable], params)
-
-
 def measured_tables(results: Path = RESULTS) -> tuple[RateDistortionModel, RateDistortionModel]:
-    """(DU, SU) tables from ``mu_ascc_distortion.json`` (1 - MS-SSIM, bpp) and
-    ``mu_ascc_semantic.json`` (classification error, bits per 28 x 28 pixels) in ``results``."""
-    data = json.loads((results / "mu_ascc_distortion.json").read_text())["codecs"]
-    semantic = json.loads((results / "mu_ascc_semantic.json").read_text())["codecs"]
-    du = table_from_fits(data, lambda e: e["rate_bpp"], lambda e: e["fits"]["msssim_distortion"])
-    su = table_from_fits(semantic, lambda e: e["rate_bpp"], lambda e: e["fit"])
-    return du, su
+    """(DU, SU) tables from the fit files in ``results`` (:mod:`testbed.systems.mu_ascc.tables`)."""
+    entries = entries_from_results(results)
+    return rate_distortion_model(entries["data"]), rate_distortion_model(entries["semantic"])
 
 
 def problem(tables: tuple[RateDistortionModel, RateDistortionModel], power_w: float, ratio: float,
