@@ -1,6 +1,7 @@
 """Multi-antenna RX block: M sample streams in, through ``testbed.phy.mimo_receiver``
 (time-orthogonal training, per-subcarrier LS channel per antenna, LMMSE detection of up to 8
-streams); every stream's frame goes to ``on_frame``. The counterpart of ``ReceiverSink``."""
+streams, or with ``flows`` only those of these header users); every stream's frame goes to
+``on_frame``. The counterpart of ``ReceiverSink``."""
 from __future__ import annotations
 
 from typing import Callable
@@ -16,10 +17,11 @@ class MimoReceiverSink(gr.sync_block):
     """Sink of ``n_antennas`` complex64 streams; ``samples_processed`` counts samples whose
     frames have been delivered (see ``ReceiverSink``)."""
 
-    def __init__(self, n_antennas: int, on_frame: Callable[[MimoReceivedFrame], None] | None = None) -> None:
+    def __init__(self, n_antennas: int, on_frame: Callable[[MimoReceivedFrame], None] | None = None,
+                 flows: frozenset[int] | None = None) -> None:
         gr.sync_block.__init__(self, name="testbed_mimo_receiver_sink", in_sig=[np.complex64] * n_antennas,
                                out_sig=None)
-        self.receiver = MimoFrameReceiver(n_antennas=n_antennas)
+        self.receiver = MimoFrameReceiver(n_antennas=n_antennas, flows=flows)
         self.on_frame = on_frame
         self.errors = 0
         self.samples_processed = 0

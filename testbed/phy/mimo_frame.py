@@ -33,6 +33,14 @@ per-symbol phase; giving each stream its own pilot tone would leave one pilot pe
 Frames are built as a ``ResourceGrid``: one 64-bin spectrum per segment (the 16-periodic STF
 and the 64-periodic LTF are one spectrum each, every header and payload OFDM symbol one), so a
 precoder (``testbed.phy.precoding``) can act per carrier on the whole frame, preamble included.
+
+Beamformed downlink (``beamformed_frame``): a multi-antenna TX sends user k's stream on its beam
+w_k. With beams that leak (MMSE, not zero-forcing) a single-antenna user k hears
+sum_j h_k^T w_j x_j, so a shared preamble would measure h_k^T (w_1 + ... + w_K). Each stream
+therefore keeps its own training slot, precoded by its own beam: in slot j user k measures
+h_k^T w_j alone, its own effective channel in slot k and the leakage of stream j in the others,
+and a one-antenna ``MimoFrameReceiver`` detects its stream by LMMSE with the others as
+structured interference (the single-antenna MMSE receiver; its SNR estimate is the SINR).
 """
 from __future__ import annotations
 
@@ -45,7 +53,7 @@ from testbed.phy.frame import FrameJob, FrameLayout
 from testbed.phy.header import Header, encode_header
 from testbed.phy.ofdm import build_grid, pilot_values
 from testbed.phy.payload import MAX_LENGTH
-from testbed.phy.precoding import Precoder
+from testbed.phy.precoding import Precoder, grid_precoder
 from testbed.phy.qam import get_modem
 
 MULTI_STREAM_FLAG = 0x80
@@ -193,18 +201,21 @@ class MultiStreamFramer:
     Without a precoder, jobs[k] is spatial stream k of a K-stream frame on antenna k (Nt = K),
     for a ``MimoFrameReceiver``. With a precoder (MU-MISO downlink), jobs[k] is an ordinary
     frame for single-antenna user k, all padded to one payload length, and the whole grid,
-    preamble included, goes through ``precoder`` (K streams -> Nt antennas) before the IFFT.
+    preamble included, goes through ``precoder`` (K streams -> Nt antennas) before the IFFT;
+    with ``orthogonal_training`` too, jobs[k] is stream k of a K-stream frame (its own training
+    slot) before the precoder, for beams that leak (see the module docstring).
     """
 
     layout: FrameLayout = field(default_factory=FrameLayout)
     precoder: Precoder | None = None
+    orthogonal_training: bool = False
 
     def grid(self, jobs: list[FrameJob]) -> ResourceGrid:
         """The K streams before precoding: spectra complex64 (K, n_rows, fft_len)."""
         if not 1 <= len(jobs) <= MAX_STREAMS:
             raise FrameError(f"{len(jobs)} jobs: a frame carries 1..{MAX_STREAMS} streams")
         n_sym = common_payload_symbols(jobs, self.layout)
-        if self.precoder is None:
+        if self.precoder is None or self.orthogonal_training:
             grids = [stream_grid(job, k, len(jobs), n_sym, self.layout) for k, job in enumerate(jobs)]
         else:
             grids = [stream_grid(job, 0, 1, n_sym, self.layout) for job in jobs]
@@ -216,3 +227,23 @@ class MultiStreamFramer:
         if self.precoder is not None:
             grid = replace(grid, spectra=np.asarray(self.precoder(grid.spectra), dtype=np.complex64))
         return grid.render()
+
+
+def beamformed_frame(jobs: list[FrameJob | None], weights: np.ndarray,
+                     layout: FrameLayout | None = None) -> np.ndarray:
+    """Antenna waveforms complex64 (Nt, n) of one frame of a beamformed downlink.
+
+    Inputs: jobs[k] is user k's job in this frame, or None when user k has none left (it is then
+    silent: no slot, no payload, no interference); weights complex (Nt, K), column k user k's
+    beam, already power-scaled. The users with a job, in order, are streams 0..A-1 of an
+    A-stream frame (time-orthogonal training slots, payloads padded to the longest), each
+    precoded by its own column.
+    """
+    weights = np.asarray(weights)
+    if weights.ndim != 2 or weights.shape[1] != len(jobs):
+        raise FrameError(f"weights of shape {weights.shape} for {len(jobs)} users; allowed: (Nt, {len(jobs)})")
+    active = [k for k, job in enumerate(jobs) if job is not None]
+    if not active:
+        raise FrameError("a beamformed frame needs at least one user with a job")
+    framer = MultiStreamFramer(layout or FrameLayout(), grid_precoder(weights[:, active]), orthogonal_training=True)
+    return framer.frame([jobs[k] for k in active])

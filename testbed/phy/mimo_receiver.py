@@ -30,7 +30,12 @@ its LTF channel times exp(-j 2 pi f d / N).
 
 Counters: every slot synchronised counts one detection and ends as exactly one of a frame
 (payload CRC good or bad), a header CRC failure, an invalid header (fields, or a slot at odds with
-its frame) or, at ``flush``, truncated.
+its frame), with ``flows`` a stream of another flow (``other_flows``: its header decoded, its
+payload left undetected) or, at ``flush``, truncated.
+
+``flows``: a receiver for some users only (a single-antenna user of a beamformed downlink, whose
+other streams are meant for other users) detects only the streams whose header ``user`` is one
+of these flows; the others still count as interference in its LMMSE rows.
 """
 from __future__ import annotations
 
@@ -90,9 +95,10 @@ class _Frame:
 @dataclass
 class MimoFrameReceiver(ReceiverSettings):
     """Streaming multi-stream receiver for ``n_antennas`` antennas, tuned by the
-    ``receiver.ReceiverSettings`` fields."""
+    ``receiver.ReceiverSettings`` fields; ``flows`` (None: every flow) as in the module docstring."""
 
     n_antennas: int = 1
+    flows: frozenset[int] | None = None
 
     def __post_init__(self) -> None:
         self._buf = np.zeros((self.n_antennas, 0), dtype=np.complex64)
@@ -308,10 +314,16 @@ class MimoFrameReceiver(ReceiverSettings):
         cfos = [frame.slots[j].cfo for j in present]
         out = []
         for i, j in enumerate(present):
-            if frame.fmts[j] is not None:
+            if frame.fmts[j] is not None and not self._mine(frame.slots[j].header):
+                self.counters.other_flows += 1
+            elif frame.fmts[j] is not None:
                 w, var = mmse_rows(h[:, :, i : i + 1], stream_covariance(h, no, cfos, i, self.layout.params))
                 out.append(self._stream(frame, j, w[:, 0], var[:, 0]))
         return out
+
+    def _mine(self, header: Header) -> bool:
+        """Whether a stream with this header is detected here (``flows``)."""
+        return self.flows is None or header.user in self.flows
 
     def _stream(self, frame: _Frame, stream: int, w: np.ndarray, var: np.ndarray) -> MimoReceivedFrame:
         """Detect one stream with its LMMSE rows w complex64 (52, M) of output variance var (52,)."""

@@ -58,6 +58,7 @@ class RxCounters:
     frames: int = 0
     payload_crc_fail: int = 0
     truncated: int = 0
+    other_flows: int = 0  # streams of other users' flows, kept as interference only (MimoFrameReceiver.flows)
     nonfinite_samples: int = 0  # NaN or infinite input samples (a corrupt recording), set to 0
 
     def as_dict(self) -> dict[str, int]:
