@@ -30,6 +30,6 @@ def test_every_registered_name_is_unique_per_kind():
     from testbed import registry
 
     assert set(registry.names("system")) >= {"digital", "link"}
-    assert set(registry.names("channel")) == {"awgn", "rayleigh", "rician"}
+    assert set(registry.names("channel")) == {"awgn", "rayleigh", "rician", "fixed"}
     assert set(registry.names("radio")) == {"zmq", "uhd", "pluto"}
     assert testbed.__version__

@@ -25,6 +25,7 @@ from testbed.config.topology import Topology, stream_matrix
 from testbed.config.yaml_io import load_yaml, validate
 from testbed.data.images import IMAGE_SETS
 from testbed.errors import ConfigError
+from testbed.systems.base import precodes
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE_DIR = ROOT / "firmware_configs"
@@ -179,19 +180,44 @@ def scenario_from_dict(data: dict[str, Any], source: str = "scenario") -> Scenar
     for snr_db in scenario.channel.snr_db:
         scenario.channel.spec(snr_db, radio.sample_rate_sps)
     _check_network(scenario.network(), source)
-    if scenario.images not in IMAGE_SETS and not Path(scenario.images).is_dir():
-        raise ConfigError(f"images = {scenario.images!r} is not a folder; allowed: "
-                          f"{', '.join(repr(s) for s in IMAGE_SETS)} or a folder of images")
+    problem = _image_set_problem("images", scenario.images)
+    if problem:
+        raise ConfigError(problem)
     system = registry.get("system", scenario.system)
     system.validate_params(scenario.system_params, source)
     topo = scenario.network()
-    problems = []
+    problems = [f"{source}: {p}" for p in _user_image_problems(scenario, precodes(system))]
     for user in topo.users:
         params = system.validate_params({**scenario.system_params, **user.params}, f"{source}: user {user.name}")
         problems += [f"{source}: user {user.name}: {p}" for p in system.check_link(params, topo.link(user.tx, user.rx))]
     if problems:
         raise ConfigError("\n".join(problems))
     return scenario
+
+
+def _image_set_problem(field: str, name: str) -> str | None:
+    """Why ``name`` is no image set (``testbed.data.images.image_set``), or None."""
+    if name in IMAGE_SETS or Path(name).is_dir():
+        return None
+    return f"{field} = {name!r} is not a folder; allowed: {', '.join(repr(s) for s in IMAGE_SETS)} or a folder of images"
+
+
+def _user_image_problems(scenario: Scenario, beams: bool) -> list[str]:
+    """Problems of the users' ``images``: each an image set, and the users of one TX sharing
+    one set unless the TX sends each its own content (several antennas and a system with
+    ``encode_precoded``, ``beams``)."""
+    topo = scenario.network()
+    problems = []
+    for i, user in enumerate(topo.users):
+        if user.images is not None and (problem := _image_set_problem(f"topology.users.{i}.images", user.images)):
+            problems.append(problem)
+    for node in topo.tx_nodes():
+        sets = {u.name: u.images or scenario.images for u in topo.users if u.tx == node.name}
+        if len(set(sets.values())) > 1 and not (beams and node.antennas > 1):
+            problems.append(f"topology.users: the users of {node.name} have the image sets {sets}; allowed: one set "
+                            f"for all (only a multi-antenna TX whose system defines encode_precoded sends each user "
+                            f"its own items)")
+    return problems
 
 
 def _check_network(topo: Topology, source: str) -> None:

@@ -5,7 +5,7 @@
         - {name: bs, role: tx, antennas: 1, radio: zmq, cfo_hz: 0}
         - {name: ue0, role: rx, noise_db: -10}
       users:
-        - {name: u0, tx: bs, rx: ue0, params: {model: deepjscc-r6}}
+        - {name: u0, tx: bs, rx: ue0, params: {model: deepjscc-r6}, images: held-out}
       links:
         - {tx: bs, rx: ue0, model: rayleigh, snr_db: 4, coherence_samples: 0}
         - {tx: bs, rx: ue1, model: fixed, snr_db: 4, coefficients: [[-0.42, -1.29]]}  # [re, im] per TX antenna
@@ -69,13 +69,15 @@ class NodeConfig(BaseModel):
 
 class UserConfig(BaseModel):
     """One user: a flow from a TX node to an RX node, with its own system parameters
-    (e.g. the decoder it runs) on top of the scenario's ``system_params``."""
+    (e.g. the decoder it runs) on top of the scenario's ``system_params``, and its own image
+    set (a name as the scenario's ``images`` takes; None: the scenario's)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
     tx: str
     rx: str
     params: dict[str, Any] = Field(default_factory=dict)
+    images: str | None = None
 
 
 class LinkConfig(BaseModel):

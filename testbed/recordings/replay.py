@@ -26,7 +26,7 @@ from testbed.runner.chain import TAIL_SAMPLES
 from testbed.runner.decoding import decode_users
 from testbed.runner.files import read_json, write_json
 from testbed.runner.results import Results, UserBatch
-from testbed.runner.scenario import scenario_images
+from testbed.runner.scenario import scenario_images, user_images
 from testbed.runner.session import score_user_batch
 from testbed.runner.versions import relative_path, sha256, versions
 
@@ -44,8 +44,10 @@ def load_session(folder: Path) -> dict:
     return doc
 
 
-def receive_recording(folder: Path, process: str, antennas: int) -> list[ReceivedFrame]:
-    """Every frame a fresh receiver finds in one RX process's recorded samples."""
+def receive_recording(folder: Path, process: str, antennas: int,
+                      flows: frozenset[int] | None = None) -> list[ReceivedFrame]:
+    """Every frame a fresh receiver finds in one RX process's recorded samples; with ``flows``
+    (the users of a beamformed TX) the stream receiver detects these flows only, as live."""
     streams = []
     for a in range(antennas):
         meta = Path(folder) / f"{process}-ant{a}.sigmf-meta"
@@ -54,17 +56,22 @@ def receive_recording(folder: Path, process: str, antennas: int) -> list[Receive
         samples = read_samples(meta)
         streams.append(np.concatenate([samples, np.zeros(TAIL_SAMPLES, np.complex64)]))
     n = min(s.size for s in streams)
-    if antennas == 1:
+    if antennas == 1 and flows is None:
         receiver, frames = FrameReceiver(), []
         for start in range(0, n, CHUNK):
             frames += receiver.push(streams[0][start:start + CHUNK])
         return frames
     from testbed.phy.mimo_receiver import MimoFrameReceiver
 
-    receiver, frames = MimoFrameReceiver(n_antennas=antennas), []
+    receiver, frames = MimoFrameReceiver(n_antennas=antennas, flows=flows), []
     for start in range(0, n, CHUNK):
         frames += receiver.push([s[start:start + CHUNK] for s in streams])
     return frames
+
+
+def own_flows(process: dict) -> frozenset[int] | None:
+    """The flows a recorded RX process detected alone (its users' when ``own_flows``), or None."""
+    return frozenset(u["flow"] for u in process["users"]) if process.get("own_flows") else None
 
 
 def replay(folder: Path, out_dir: Path) -> dict:
@@ -73,11 +80,11 @@ def replay(folder: Path, out_dir: Path) -> dict:
     session = load_session(folder)
     scenario = validate(Scenario, session["scenario"], f"{folder / 'session.json'}: scenario")
     topo = scenario.network()
-    items = scenario_images(scenario)
+    items = user_images(scenario, scenario_images(scenario))
     users = {u["name"]: (rx, u) for rx, p in session["rx"].items() for u in p["users"]}
     systems = {name: registry.create("system", scenario.system, params=u["params"], seed=scenario.seed)
                for name, (_, u) in users.items()}
-    frames = {rx: receive_recording(folder, rx, p["antennas"]) for rx, p in session["rx"].items()}
+    frames = {rx: receive_recording(folder, rx, p["antennas"], own_flows(p)) for rx, p in session["rx"].items()}
     results = Results(topo, {name: s.label() for name, s in systems.items()})
     begin = 0
     for entry in session["batches"]:
@@ -93,8 +100,8 @@ def replay(folder: Path, out_dir: Path) -> dict:
                     outcome = UserBatch(user["name"], failed=f"process {rx} gave no result when recorded")
                 else:
                     msg = {"users": decoded, "samples_received": received}
-                    outcome = score_user_batch(systems[user["name"]], items, user, msg, arrays, entry["encoded"][tx],
-                                               entry["total"], entry["batch"])
+                    outcome = score_user_batch(systems[user["name"]], items[user["name"]], user, msg, arrays,
+                                               entry["encoded"][tx], entry["total"], entry["batch"])
                 results.add(entry["index"], entry["point"], outcome)
         begin = entry["end_sample"]
     doc = {"scenario": scenario.name, "system": scenario.system, "rows": results.rows(),

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed import registry
 from testbed.config.scenario import Scenario
 from testbed.config.topology import StreamMatrix, Topology, stream_matrix
 from testbed.radios.virtual import endpoint, free_tcp_port
+from testbed.systems.base import precodes
 
 
 @dataclass
@@ -55,11 +57,14 @@ def _address() -> str:
     return endpoint(free_tcp_port())
 
 
-def tx_mode(topo: Topology, tx: str) -> tuple[str, int, int]:
+def tx_mode(topo: Topology, tx: str, beams: bool = False) -> tuple[str, int, int]:
     """How TX node ``tx`` sends: (mode, stream index, number of streams).
 
     - ``precoded``: several antennas and several users: one stream per user, zero-forcing
       precoded onto the antennas (users run the ordinary receiver);
+    - ``beamformed``: the same TX when its system chooses the beams (``beams``: the system
+      defines ``encode_precoded``): each user's own content on its beam, a training slot per
+      stream (users run the one-antenna stream receiver for their own flow);
     - ``stream``: one antenna, its RX has several antennas and hears several TX nodes: stream k
       of a K-stream frame (MU-MIMO uplink, time-orthogonal training, LMMSE at the RX);
     - ``single``: one ordinary frame stream from antenna 0 (single link, broadcast).
@@ -67,7 +72,7 @@ def tx_mode(topo: Topology, tx: str) -> tuple[str, int, int]:
     node = topo.node(tx)
     users = [u for u in topo.users if u.tx == tx]
     if node.antennas > 1 and len(users) > 1:
-        return "precoded", 0, len(users)
+        return "beamformed" if beams else "precoded", 0, len(users)
     rx = topo.node(users[0].rx) if users else None
     if rx is not None and rx.antennas > 1:
         group = uplink_group(topo, rx.name)
@@ -84,7 +89,7 @@ def uplink_group(topo: Topology, rx: str) -> list[str]:
 
 def assign_flows(topo: Topology) -> dict[str, int]:
     """User -> flow id (the header's ``user`` field): one flow per TX node, except that a
-    precoded TX gives each of its users a flow of its own."""
+    precoded (or beamformed) TX gives each of its users a flow of its own, in user order."""
     flows: dict[str, int] = {}
     nxt = 0
     for node in topo.tx_nodes():
@@ -116,14 +121,18 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
     common = {"token": token, "system": scenario.system, "seed": scenario.seed}
     params = scenario.system_params
     flows = assign_flows(topo)
+    beams = precodes(registry.get("system", scenario.system))
+    beamformed = set()  # users of beamformed TXs
     for node in topo.tx_nodes():
         name = process_name(topo, node.name, "tx")
         users = [u.name for u in topo.users if u.tx == node.name]
         graph.users_of[name] = users
-        mode, stream, n_streams = tx_mode(topo, node.name)
+        mode, stream, n_streams = tx_mode(topo, node.name, beams)
+        beamformed.update(users if mode == "beamformed" else [])
         graph.processes[name] = NodeProcess(name, "tx_node", {
             **common, "name": name, "node": node.name, "role": "tx_node", "control": _address(), "params": params,
-            "flows": sorted({flows[u] for u in users}), "mode": mode, "stream": stream, "n_streams": n_streams,
+            "users": users, "flows": sorted({flows[u] for u in users}), "mode": mode, "stream": stream,
+            "n_streams": n_streams,
             "antennas": node.antennas, "outputs": [tx_addr[(node.name, a)] for a in range(node.antennas) if not air],
             "radio": _radio_spec(scenario, node, air),
             "slot_samples": slot_samples, "feedback": feedback[node.name], "adapt": scenario.adapt})
@@ -135,6 +144,7 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
             **common, "name": name, "node": node.name, "role": "rx_node", "control": _address(),
             "sample_rate_sps": sample_rate_sps, "antennas": node.antennas, "radio": _radio_spec(scenario, node, air),
             "inputs": [rx_addr[(node.name, a)] for a in range(node.antennas) if not air], "users": users,
+            "own_flows": any(u["name"] in beamformed for u in users),
             "feedback": sorted({feedback[u["tx"]] for u in users}),
             "record": _record_spec(scenario, node, name)})
     if air:

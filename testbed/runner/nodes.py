@@ -35,13 +35,14 @@ from testbed.gr.zmq_source import ZmqPullSource
 from testbed.errors import FrameError, RadioError
 from testbed.onnx.card import sha256_file
 from testbed.phy.frame import FrameLayout, Framer, slot_padding
-from testbed.phy.mimo_frame import MultiStreamFramer, frame_stream, payload_symbols
+from testbed.phy.mimo_frame import MultiStreamFramer, beamformed_frame, frame_stream, payload_symbols
 from testbed.phy.precoding import grid_precoder, zero_forcing
 from testbed.phy.receiver import ReceivedFrame
 from testbed.recordings.sigmf_meta import data_path, write_meta
 from testbed.runner.chain import GAP_SAMPLES
 from testbed.runner.decoding import decode_users
 from testbed.runner.control import Arrays, ControlServer, FeedbackReceiver, FeedbackSender
+from testbed.systems.base import Precoded
 
 BUFFER_ITEMS = 1 << 16
 FEEDBACK_WAIT_S = 2.0
@@ -98,6 +99,7 @@ class TxProgram:
         self.framer = Framer()
         self.pending: np.ndarray | None = None
         self.jobs: dict[int, list] = {}
+        self.weights: np.ndarray | None = None  # beamformed: complex (Nt, K) from encode_precoded
         self.feedback = FeedbackReceiver(spec["feedback"], spec["token"]) if spec.get("feedback") else None
         self.frames_sent = self.batches = self.clipped = 0
         self.events = None  # the radio's event counter (testbed.gr.radio_events), set by run_tx_node
@@ -117,7 +119,10 @@ class TxProgram:
         return min(float(m["snr_db"]) for m in fb.latest.values()), "feedback"
 
     def encode(self, msg: dict, arrays: Arrays) -> Reply:
-        """Encode the batch once; every flow of this TX carries it (header ``user`` = flow)."""
+        """Encode the batch once; every flow of this TX carries it (header ``user`` = flow). A
+        beamformed TX encodes each user's own batch instead (:meth:`encode_beams`)."""
+        if self.spec["mode"] == "beamformed":
+            return self.encode_beams(msg, arrays)
         items = [(name, arrays[f"image/{name}"]) for name in msg["items"]]
         snr_db, origin = self.csi_snr_db(msg)
         encoded = self.system.encode(items, snr_db, int(msg["batch"]))
@@ -127,35 +132,58 @@ class TxProgram:
                 "payload_symbols": [payload_symbols(job) for job in encoded.jobs],
                 "csi_snr_db": snr_db, "csi_from": origin}, {}
 
+    def encode_beams(self, msg: dict, arrays: Arrays) -> Reply:
+        """The system's ``encode_precoded`` for the users' items (``items_by_user``) and the
+        genie channel in force now (``csi``: complex (K, Nt) as [re, im] pairs, rows in user
+        order): each user's jobs on its own flow, and the beams :meth:`frame` sends them on."""
+        users, flows = self.spec["users"], self.spec["flows"]
+        items = {user: [(name, arrays[f"image/{name}"]) for name in msg["items_by_user"][user]] for user in users}
+        snr_db, origin = self.csi_snr_db(msg)
+        h = np.asarray(msg["csi"], np.float64)
+        precoded = self.system.encode_precoded(items, h[..., 0] + 1j * h[..., 1], snr_db, int(msg["batch"]))
+        self.weights = checked_weights(precoded, users, self.source.n_outputs)
+        self.jobs = {flow: [dataclasses.replace(job, user=flow) for job in precoded.encoded[user].jobs]
+                     for user, flow in zip(users, flows)}
+        self.frames_sent += sum(len(jobs) for jobs in self.jobs.values())
+        return {"manifests": {str(flow): precoded.encoded[user].manifest for user, flow in zip(users, flows)},
+                "payload_symbols": [], "csi_snr_db": snr_db, "csi_from": origin}, {}
+
     def frame(self, msg: dict) -> Reply:
         """Frame the encoded batch; ``payload_symbols`` (uplink streams) is the common OFDM
         symbol count per frame of every TX of the frame, ``csi`` (precoded) the users' channels
-        to this TX's antennas, complex (K, Nt) as [re, im] pairs."""
+        to this TX's antennas, complex (K, Nt) as [re, im] pairs (a beamformed TX has its beams
+        from ``encode``)."""
         mode, slot = self.spec["mode"], int(self.spec.get("slot_samples", 0))
-        flows = self.spec["flows"]
         framer = None
         if mode == "precoded":
             h = np.asarray(msg["csi"], np.float64)
             framer = MultiStreamFramer(precoder=grid_precoder(zero_forcing(h[..., 0] + 1j * h[..., 1],
                                                                            power=float(self.source.n_outputs))))
         parts = []
-        if mode != "single" and any(job.side_info for job in self.jobs[flows[0]]):
+        if mode != "single" and any(job.side_info for jobs in self.jobs.values() for job in jobs):
             raise FrameError(f"tx node {self.spec['name']}: side information is carried by single-stream "
                              f"frames only; this node sends {mode} frames")
-        for i, job in enumerate(self.jobs[flows[0]]):
-            if mode == "precoded":
-                wave = framer.frame([self.jobs[f][i] for f in flows])
-            elif mode == "stream":
-                wave = frame_stream(job, self.spec["stream"], self.spec["n_streams"], msg["payload_symbols"][i])[None]
-            else:
-                wave = self.framer.frame(job.payload, job.fmt, system=job.system, user=job.user, seq=job.seq,
-                                         side_info=job.side_info)[None]
+        for i in range(max((len(jobs) for jobs in self.jobs.values()), default=0)):
+            wave = self._wave(i, msg, framer)
             part = np.zeros((self.source.n_outputs, wave.shape[1] + slot_padding(wave.shape[1], GAP_SAMPLES, slot)),
                             np.complex64)
             part[: wave.shape[0], : wave.shape[1]] = wave  # antennas a stream does not use stay silent
             parts.append(part)
         self.pending = np.concatenate(parts, axis=1) if parts else np.zeros((self.source.n_outputs, 0), np.complex64)
         return {"samples": int(self.pending.shape[1])}, {}
+
+    def _wave(self, i: int, msg: dict, framer: MultiStreamFramer | None) -> np.ndarray:
+        """Waveforms complex64 (streams used, n) of frame ``i`` of the batch."""
+        mode, flows = self.spec["mode"], self.spec["flows"]
+        if mode == "beamformed":  # frame i carries every user's i-th job; a user with none left is silent
+            return beamformed_frame([jobs[i] if i < len(jobs) else None for jobs in self.jobs.values()], self.weights)
+        if mode == "precoded":
+            return framer.frame([self.jobs[f][i] for f in flows])
+        job = self.jobs[flows[0]][i]
+        if mode == "stream":
+            return frame_stream(job, self.spec["stream"], self.spec["n_streams"], msg["payload_symbols"][i])[None]
+        return self.framer.frame(job.payload, job.fmt, system=job.system, user=job.user, seq=job.seq,
+                                 side_info=job.side_info)[None]
 
     def send(self, msg: dict) -> Reply:
         total = int(msg["total_samples"])
@@ -195,6 +223,19 @@ class TxProgram:
         return {"frames_sent": self.frames_sent, "batches": self.batches, "samples_queued": self.source.samples_queued,
                 "samples_sent": self.source.samples_sent, **radio,
                 "feedback_received": fb.received if fb else 0, "feedback": fb.latest if fb else {}}
+
+
+def checked_weights(precoded: Precoded, users: list[str], n_antennas: int) -> np.ndarray:
+    """The beams of ``encode_precoded``'s answer as complex64 (Nt, K); FrameError naming what is
+    wrong unless every user has an entry and the weights are finite of shape (n_antennas, K)."""
+    if not isinstance(precoded, Precoded) or sorted(precoded.encoded) != sorted(users):
+        got = sorted(precoded.encoded) if isinstance(precoded, Precoded) else type(precoded).__name__
+        raise FrameError(f"encode_precoded returned {got}; allowed: a Precoded with one Encoded per user {users}")
+    weights = np.asarray(precoded.weights)
+    if weights.shape != (n_antennas, len(users)) or not np.all(np.isfinite(weights)):
+        raise FrameError(f"encode_precoded weights of shape {weights.shape} (finite: {bool(np.all(np.isfinite(weights)))}); "
+                         f"allowed: finite complex ({n_antennas}, {len(users)}), (TX antennas, users)")
+    return weights.astype(np.complex64)
 
 
 def _has_batch(latest: dict[str, dict], batch: int) -> bool:
@@ -378,7 +419,7 @@ class RxProgram:
 def run_rx_node(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: name, role, control, token, system, seed, sample_rate_sps, inputs (one per antenna),
     users ([{name, flow, params}]), feedback (TX feedback addresses)."""
-    warm_up(spec["antennas"])
+    warm_up(spec["antennas"], bool(spec.get("own_flows")))
     holder: dict[str, RxProgram] = {}
     tb, sink = rx_flowgraph(spec, lambda frame: holder["p"].on_frame(frame))
     program = holder["p"] = RxProgram(spec, sink)
@@ -386,9 +427,10 @@ def run_rx_node(spec: dict[str, Any]) -> dict[str, Any]:
     return _serve(spec, tb, program.handle, program.status)
 
 
-def warm_up(n_antennas: int) -> None:
+def warm_up(n_antennas: int, streams: bool = False) -> None:
     """Receive one LDPC-coded frame before the node says it is ready, so numba compiles the
-    receiver's kernels now (seconds on a fresh cache) and not in the middle of a batch."""
+    receiver's kernels now (seconds on a fresh cache) and not in the middle of a batch
+    (``streams``: the node runs the multi-stream receiver also on one antenna)."""
     from testbed.phy.mimo_receiver import MimoFrameReceiver
     from testbed.phy.payload import PayloadFormat
     from testbed.phy.receiver import FrameReceiver
@@ -396,7 +438,7 @@ def warm_up(n_antennas: int) -> None:
     wave = Framer().frame(bytes(200), PayloadFormat("qpsk", "ldpc_648_1_2"))
     x = np.concatenate([np.zeros(200, np.complex64), wave, np.zeros(2000, np.complex64)])
     x += (np.random.default_rng(0).standard_normal((x.size, 2)) @ [0.01, 0.01j]).astype(np.complex64)
-    if n_antennas == 1:
+    if n_antennas == 1 and not streams:
         FrameReceiver().push(x)
     else:
         MimoFrameReceiver(n_antennas=n_antennas).push([x] * n_antennas)
@@ -415,7 +457,9 @@ def rx_flowgraph(spec: dict[str, Any], deliver: Callable[[ReceivedFrame], None])
         tb.sources, tb.halting = [backend.make_source(cfg)], []
         tb.radio = (backend, tb.sources[0])
         ports = [(tb.sources[0], a) for a in range(n)]
-    if n == 1:
+    if spec.get("own_flows"):  # a user of a beamformed TX: the stream receiver, its own flows only
+        sink = MimoReceiverSink(n, on_frame=deliver, flows=frozenset(u["flow"] for u in spec["users"]))
+    elif n == 1:
         sink = ReceiverSink(spec["sample_rate_sps"], on_frame=deliver)
     else:
         sink = MimoReceiverSink(n, on_frame=deliver)

@@ -102,14 +102,15 @@ class Run:
     def __init__(self, scenario: ScenarioLike, out: str | Path, overrides: list[str] | dict | None = None,
                  progress: bool | Callable[[str], None] | None = None, hooks: SessionHooks | None = None,
                  resume: bool = False) -> None:
-        from testbed.runner.scenario import scenario_images
+        from testbed.runner.scenario import scenario_images, user_images
 
         self.scenario = as_scenario(scenario, overrides)
         self.out_dir = Path(out)
         self.resumed = resumed_points(self.scenario, self.out_dir) if resume else {"points": [], "rows": [], "frames": {}}
         self.images = scenario_images(self.scenario)
         status = progress if callable(progress) else (lambda s: None)
-        self.session = Session(self.scenario, self.images, self.out_dir / "nodes", status, hooks or SessionHooks())
+        self.session = Session(self.scenario, self.images, self.out_dir / "nodes", status, hooks or SessionHooks(),
+                               user_items=user_images(self.scenario, self.images))
         self.session.on_point = lambda results: self.save()
         self.session.skip_points = set(self.resumed["points"])
         self.changes: list[Change] = []

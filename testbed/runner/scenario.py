@@ -29,9 +29,22 @@ class RunOutput:
     originals: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
 
-def scenario_images(scenario: Scenario) -> list[tuple[str, np.ndarray]]:
-    images = image_set(scenario.images)
+def scenario_images(scenario: Scenario, name: str | None = None) -> list[tuple[str, np.ndarray]]:
+    """The items of image set ``name`` (default: the scenario's ``images``), the first
+    ``max_images`` of them when that is set."""
+    images = image_set(name or scenario.images)
     return images[: scenario.max_images] if scenario.max_images else images
+
+
+def user_images(scenario: Scenario, items: list[tuple[str, np.ndarray]]) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Each user's items: its own ``images`` set, or ``items`` (the scenario's set); every set
+    is loaded once."""
+    sets = {scenario.images: items}
+    users = scenario.network().users
+    for user in users:
+        if user.images is not None and user.images not in sets:
+            sets[user.images] = scenario_images(scenario, user.images)
+    return {user.name: sets[user.images or scenario.images] for user in users}
 
 
 def default_out_dir(name: str) -> Path:

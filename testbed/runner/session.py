@@ -40,7 +40,7 @@ from testbed.runner.files import write_json
 from testbed.runner.graph import Graph, build_graph, slotted, tx_mode
 from testbed.runner.launch import Launcher
 from testbed.runner.results import Results, UserBatch
-from testbed.systems.base import Items
+from testbed.systems.base import Items, precodes
 
 READY_TIMEOUT_S = 120.0
 
@@ -64,6 +64,7 @@ class Session:
     progress: Callable[[str], None] = lambda s: None
     hooks: SessionHooks = field(default_factory=SessionHooks)
     on_point: Callable[[Results], None] = lambda results: None
+    user_items: dict[str, Items] | None = None  # each user's items (its ``images``); None: ``items`` for all
 
     def __post_init__(self) -> None:
         check_radios(self.scenario)  # both before any model is loaded or process started
@@ -76,6 +77,9 @@ class Session:
         self.token = new_token()
         self.slot = self._slot_samples()
         self.graph: Graph = build_graph(self.scenario, self.token, self.slot, self.radio.sample_rate_sps, self.air)
+        self.user_items = self.user_items or {u.name: self.items for u in self.topo.users}
+        self.tx_items = {tx.name: union_items([self.user_items[u] for u in self.graph.users_of[tx.name]])
+                         for tx in self.graph.tx()}
         self.launcher = Launcher(self.workdir)
         self.clients: dict[str, ControlClient] = {}
         self.dead: dict[str, str] = {}
@@ -96,8 +100,9 @@ class Session:
         if not fading or self.air:
             return 0
         longest = max(s.max_frame_samples() for s in self.systems.values())
-        modes = [tx_mode(self.topo, n.name) for n in self.topo.tx_nodes()]
-        streams = max(n_streams if mode == "stream" else 1 for mode, _, n_streams in modes)
+        beams = precodes(next(iter(self.systems.values())))
+        modes = [tx_mode(self.topo, n.name, beams) for n in self.topo.tx_nodes()]
+        streams = max(n_streams if mode in ("stream", "beamformed") else 1 for mode, _, n_streams in modes)
         longest += (streams - 1) * slot_len(FrameLayout())  # the other streams' training slots
         spread = max(math.ceil(lk.delay_samples) + len(lk.taps) for lk in fading)
         return longest + GAP_SAMPLES + spread + 64
@@ -384,14 +389,22 @@ class Session:
                 self._ask(rx.name, "mark", 30.0)
 
     def _request_encode(self, point: dict[str, float], batch: int) -> None:
-        """Every TX starts encoding the batch; the nominal SNR of its weakest user is its CSI."""
-        arrays = {f"image/{name}": img for name, img in self.items}
-        names = [name for name, _ in self.items]
+        """Every TX starts encoding the batch of the items its users need; the nominal SNR of its
+        weakest user is its CSI. A beamformed TX is also told which items are whose and the genie
+        channel of its users in force now (with fixed or slowly fading links, the one its frames
+        will meet)."""
+        beamformed = any(tx.spec["mode"] == "beamformed" for tx in self.graph.tx())
+        h = self._genie_h() if beamformed and self.plane_stopped is None else None
         for tx in self.graph.tx():
-            snr = min(point.get(f"{tx.spec['node']}->{u.rx}", 0.0)
-                      for u in self.topo.users if u.name in self.graph.users_of[tx.name])
+            users = self.graph.users_of[tx.name]
+            snr = min(point.get(f"{tx.spec['node']}->{u.rx}", 0.0) for u in self.topo.users if u.name in users)
+            items = self.tx_items[tx.name]
+            fields: dict[str, Any] = {"items": [name for name, _ in items], "snr_db": snr, "batch": batch}
+            if tx.spec["mode"] == "beamformed":
+                fields.update(items_by_user={u: [name for name, _ in self.user_items[u]] for u in users},
+                              csi=self._csi_of(tx, h))
             if self.plane_stopped is None:
-                self._send(tx.name, "encode", arrays, items=names, snr_db=snr, batch=batch)
+                self._send(tx.name, "encode", {f"image/{name}": img for name, img in items}, **fields)
 
     def _encoded(self) -> dict[str, dict]:
         """The TXs' encode replies."""
@@ -467,8 +480,8 @@ class Session:
             "samples_received": {rx: r[0]["samples_received"] for rx, r in replies.items() if r is not None}})
         write_json(Path(self.scenario.record) / "session.json", {
             "kind": "testbed-recording", "scenario": self.scenario.model_dump(mode="json", exclude_unset=True), "slot_samples": self.slot,
-            "rx": {p.name: {"node": p.spec["node"], "antennas": p.spec["antennas"], "users": p.spec["users"]}
-                   for p in self.graph.rx()},
+            "rx": {p.name: {"node": p.spec["node"], "antennas": p.spec["antennas"], "users": p.spec["users"],
+                            "own_flows": p.spec["own_flows"]} for p in self.graph.rx()},
             "tx": {p.name: {"flows": p.spec["flows"]} for p in self.graph.tx()},
             "batches": self.record_log})
 
@@ -480,7 +493,8 @@ class Session:
         if failure or reply is None:
             return UserBatch(name, failed=failure or f"process {rx} gave no result")
         msg, arrays = reply
-        scored = score_user_batch(self.systems[name], self.items, user, msg, arrays, encoded[tx.name], total, batch)
+        scored = score_user_batch(self.systems[name], self.user_items[name], user, msg, arrays, encoded[tx.name],
+                                  total, batch)
         if self.air:  # the measured SNR and noise floor beside the gains that gave them
             scored.metrics.update(tx_gain_db=tx.spec["radio"]["tx_gain_db"],
                                   rx_gain_db=self.graph.processes[rx].spec["radio"]["rx_gain_db"])
@@ -500,6 +514,19 @@ def score_user_batch(system, items, user: dict, msg: dict, arrays: dict, enc: di
     metrics.update(samples_sent=total, samples_received=msg["samples_received"],
                    samples_lost=total - msg["samples_received"], csi_snr_db=enc["csi_snr_db"])
     return UserBatch(name, metrics=metrics, images=decoded.images, csi_from=enc["csi_from"], frame_log=frame_log)
+
+
+def union_items(sets: list[Items]) -> Items:
+    """The items of ``sets`` once each, in order of first appearance (what a TX is sent for its
+    users); ConfigError when two sets hold different images of one name."""
+    union: dict[str, np.ndarray] = {}
+    for items in sets:
+        for name, img in items:
+            if name in union and union[name] is not img and not np.array_equal(union[name], img):
+                raise ConfigError(f"images: item {name!r} differs between the image sets of one TX's users; "
+                                  "allowed: sets whose common names hold the same image")
+            union.setdefault(name, img)
+    return list(union.items())
 
 
 def check_radios(scenario: Scenario) -> None:

@@ -8,7 +8,10 @@ CLI and the parametrised tests find it there. Data passes only through explicit 
 - ``encode(items, snr_db, batch)`` (TX node) -> :class:`Encoded`: the frames and a JSON
   ``manifest`` saying what the RX and the scorer need to know (frames per item, shapes, ...);
 - ``decode(frames, manifest)`` (RX node, one user) -> :class:`Decoded` from that user's frames;
-- ``score(items, manifest, decoded)`` (runner) -> metrics (vocabulary of docs/architecture.md).
+- ``score(items, manifest, decoded)`` (runner) -> metrics (vocabulary of docs/architecture.md);
+- optionally ``encode_precoded(items_by_user, csi, snr_db, batch)`` (a TX node with several
+  antennas and several users) -> :class:`Precoded`: each user's own frames and manifest, and
+  the beams the node sends them on (:func:`precodes`; docs/architecture.md "TX modes").
 
 A system with no images (``link``) ignores ``items``; its payloads are a function of the seed
 and the batch index, so the scorer can regenerate what was sent.
@@ -36,6 +39,22 @@ class Encoded:
 
     jobs: list[FrameJob]
     manifest: dict[str, Any]
+
+
+@dataclass
+class Precoded:
+    """One batch of a multi-antenna TX that chooses its own beams (``encode_precoded``).
+
+    Attributes:
+        encoded: user name -> that user's :class:`Encoded` (its own jobs, seq = index in its
+            batch, and its manifest); every user of the TX node has an entry.
+        weights: complex (Nt, K) beams, column k for the k-th user of the TX (topology order),
+            already power-scaled: the node sends ``weights @ s`` for unit-power streams s, so
+            the system is responsible for the total power (sum |w|^2 = Nt is what a ZF TX sends).
+    """
+
+    encoded: dict[str, Encoded]
+    weights: np.ndarray
 
 
 @dataclass
@@ -93,6 +112,22 @@ class System:
     def score(self, items: Items, manifest: dict[str, Any], decoded: Decoded) -> dict[str, float]:
         """Quality metrics of ``decoded`` against the sent ``items``."""
         raise NotImplementedError
+
+    # A system that sends each user of a multi-antenna TX its own content on beams it chooses
+    # defines (the base class does not, see ``precodes``):
+    #
+    #     def encode_precoded(self, items_by_user: dict[str, Items], csi: np.ndarray,
+    #                         snr_db: float, batch: int) -> Precoded
+    #
+    # items_by_user: each user's items (its ``images`` set); csi: complex128 (K, Nt), the genie
+    # channel of the TX's K users (topology order) from its Nt antennas when the batch is
+    # encoded; snr_db as for ``encode``. Frame i carries the i-th job of every user that has
+    # one, each user's stream with a training slot of its own (docs/architecture.md "TX modes").
+
+
+def precodes(system: type[System] | System) -> bool:
+    """Whether ``system`` (a class or an instance) chooses its own beams (``encode_precoded``)."""
+    return callable(getattr(system, "encode_precoded", None))
 
 
 def check_choice(field: str, value: str, allowed) -> str:
