@@ -105,26 +105,39 @@ def export_model(model: torch.nn.Module, out_dir: str | Path, name: str) -> tupl
     paths = []
     for role in ("encoder", "decoder"):
         path = out_dir / f"{name}.{role}.onnx"
-        inputs = [entry["name"] for entry in spec[role]["inputs"]]
-        outputs = [entry["name"] for entry in spec[role]["outputs"]]
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _Role(model, role, keep_snr), examples[role], buffer, dynamo=False, opset_version=OPSET,
-                input_names=inputs, output_names=outputs, do_constant_folding=False,
-                keep_initializers_as_inputs=True, dynamic_axes=_dynamic_axes(spec[role]),
-            )
-        graph = onnx.load_from_string(buffer.getvalue())
-        _drop_initializer_inputs(graph)
-        onnx.checker.check_model(graph)
-        got_in = [i.name for i in graph.graph.input]
-        got_out = [o.name for o in graph.graph.output]
-        if got_in != inputs or got_out != outputs:
-            raise ModelError(f"{path}: exported inputs {got_in} / outputs {got_out}; expected {inputs} / {outputs}")
-        path.write_bytes(graph.SerializeToString())
-        paths.append(path)
+        paths.append(export_graph(_Role(model, role, keep_snr), examples[role], path, spec[role]))
     return paths[0], paths[1]
+
+
+def export_graph(module: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path,
+                 spec: dict[str, list[dict]]) -> Path:
+    """Write ``module(*example)`` as the ONNX file ``path`` (the settings of this module's docstring).
+
+    ``spec`` is {"inputs": [...], "outputs": [...]} of {"name", "shape", "dtype"}; string
+    dimensions of a shape are dynamic axes of that name. ``module`` is put in eval mode and stays
+    so (the exporter gives a module back in the mode it found it, submodules included).
+    Raises: ModelError when the exported graph's input or output names differ from ``spec``'s.
+    """
+    module.eval()
+    inputs = [entry["name"] for entry in spec["inputs"]]
+    outputs = [entry["name"] for entry in spec["outputs"]]
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, example, buffer, dynamo=False, opset_version=OPSET, input_names=inputs,
+            output_names=outputs, do_constant_folding=False, keep_initializers_as_inputs=True,
+            dynamic_axes=_dynamic_axes(spec),
+        )
+    graph = onnx.load_from_string(buffer.getvalue())
+    _drop_initializer_inputs(graph)
+    onnx.checker.check_model(graph)
+    got_in = [i.name for i in graph.graph.input]
+    got_out = [o.name for o in graph.graph.output]
+    if got_in != inputs or got_out != outputs:
+        raise ModelError(f"{path}: exported inputs {got_in} / outputs {got_out}; expected {inputs} / {outputs}")
+    path.write_bytes(graph.SerializeToString())
+    return path
 
 
 def _drop_initializer_inputs(graph: onnx.ModelProto) -> None:

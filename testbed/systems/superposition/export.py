@@ -13,16 +13,13 @@ compares ONNX Runtime with the PyTorch source on the shipped weights.
 """
 from __future__ import annotations
 
-import io
-import warnings
 from pathlib import Path
 
 import onnx
 import torch
 
-from testbed.errors import ModelError
 from testbed.onnx.card import machine, write_card
-from testbed.onnx.export import OPSET, _drop_initializer_inputs
+from testbed.onnx.export import OPSET, export_graph
 from testbed.systems.superposition.models import ROLES
 
 DATA = ("Fashion-MNIST (Debian dataset-fashion-mnist): the first 55000 training images (batches drawn "
@@ -67,27 +64,8 @@ def export_onnx(model: torch.nn.Module, out_dir: Path, name: str) -> dict[str, P
     spec = io_spec(model)
     examples = {"transmitter": torch.rand(2, 1, 28, 28), "receiver1": torch.randn(2, model.n, 2),
                 "receiver2": torch.randn(2, model.n, 2)}
-    paths = {}
-    for role in ROLES:
-        inputs = [e["name"] for e in spec[role]["inputs"]]
-        outputs = [e["name"] for e in spec[role]["outputs"]]
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_Role(model, role), (examples[role],), buffer, dynamo=False, opset_version=OPSET,
-                              input_names=inputs, output_names=outputs, do_constant_folding=False,
-                              keep_initializers_as_inputs=True,
-                              dynamic_axes={k: {0: "N"} for k in inputs + outputs})
-        graph = onnx.load_from_string(buffer.getvalue())
-        _drop_initializer_inputs(graph)
-        onnx.checker.check_model(graph)
-        got = ([i.name for i in graph.graph.input], [o.name for o in graph.graph.output])
-        if got != (inputs, outputs):
-            raise ModelError(f"{name}.{role}: exported inputs/outputs {got}; expected {(inputs, outputs)}")
-        path = out_dir / f"{name}.{role}.onnx"
-        path.write_bytes(graph.SerializeToString())
-        paths[role] = path
-    return paths
+    return {role: export_graph(_Role(model, role), (examples[role],), out_dir / f"{name}.{role}.onnx", spec[role])
+            for role in ROLES}
 
 
 def export(model: torch.nn.Module, out_dir: Path, cfg, *, minutes: float, command: str, training_log: list,
