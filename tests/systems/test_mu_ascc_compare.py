@@ -19,7 +19,7 @@ def test_fixed_rate_benchmark_takes_the_largest_codec_within_its_code_rate(paper
     base = compare.problem(paper_tables, 3.0, 0.0356, 256)
     sol = compare.zf_wf_fixed(base, 256)
     for user, code_rate in enumerate(compare.FIXED_CODE_RATES_BPCU):
-        cap = 3 * 0.0356 * code_rate
+        cap = 3 * 0.0356 * (1, compare.SU_RATIO_FACTOR)[user] * code_rate
         rates = paper_tables[user].rates_bpp
         assert sol.source_rates_bpp[user] == rates[rates <= cap].max()
         assert sol.code_rates_bpcu[user] == code_rate
@@ -62,9 +62,20 @@ def test_measured_tables_read_both_fit_files_and_skip_failed_fits(tmp_path):
     du, su = compare.measured_tables(tmp_path)
     assert du.rates_bpp.tolist() == [0.2, 0.5] and du.source_distortion.tolist() == [0.15, 0.1]
     assert su.rates_bpp.tolist() == [0.3, 0.6]
-    out = tmp_path / "tables.json"
-    tables.main(["--results", str(tmp_path), "--out", str(out)])
-    loaded = tables.load_tables(str(out))
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("d0.2", "d0.5", "s0.3"):
+        (models / f"{name}.analysis.onnx").write_bytes(b"")
+    with pytest.raises(ConfigError, match="fewer than 2 fitted codecs for semantic"):
+        tables.main(["--results", str(tmp_path), "--models", str(models)])
+    (models / "s0.6.analysis.onnx").write_bytes(b"")
+    (models / "d0.5.analysis.onnx").unlink()
+    (models / "d0.9.analysis.onnx").write_bytes(b"")  # exported, but its fit failed
+    with pytest.raises(ConfigError, match="for data"):
+        tables.main(["--results", str(tmp_path), "--models", str(models)])
+    (models / "d0.5.analysis.onnx").write_bytes(b"")
+    tables.main(["--results", str(tmp_path), "--models", str(models)])
+    loaded = tables.load_tables(str(models / "tables.json"))
     assert [e["name"] for e in loaded["data"]] == ["d0.2", "d0.5"] and loaded["data"][0]["r_squared"] == 0.99
 
 

@@ -7,7 +7,7 @@ bits per RGB pixel) and ``semantic`` (the Fashion-MNIST codecs, classification-e
 ``mu_ascc_semantic.json``, rates in bits per pixel of the 28 x 28 item). A codec whose fit
 failed is left out.
 
-    python -m testbed.systems.mu_ascc.tables --results docs/results --out models/mu_ascc/tables.json
+    python -m testbed.systems.mu_ascc.tables --results docs/results --models models/mu_ascc
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from testbed.errors import ConfigError
-from testbed.optim.mu_ascc import LogisticParams, RateDistortionModel
 from testbed.runner.files import read_json, write_json
 
 ROLES = ("data", "semantic")
@@ -31,18 +30,23 @@ def _entry(codec: dict, fit: dict) -> dict | None:
             "fit": {k: fit[k] for k in _FIT_FIELDS}}
 
 
-def entries_from_results(results: Path) -> dict[str, list[dict]]:
-    """role -> [{"name", "rate_bpp", "r_squared", "fit"}] by rate, from the two fit files in ``results``."""
+def entries_from_results(results: Path, models: Path | None = None) -> dict[str, list[dict]]:
+    """role -> [{"name", "rate_bpp", "r_squared", "fit"}] by rate, from the two fit files in
+    ``results``; only codecs exported to ``models`` (``<name>.analysis.onnx``) when it is given."""
     data = read_json(Path(results) / "mu_ascc_distortion.json")["codecs"]
     semantic = read_json(Path(results) / "mu_ascc_semantic.json")["codecs"]
     roles = {"data": [_entry(c, c["fits"]["msssim_distortion"]) for c in data],
              "semantic": [_entry(c, c["fit"]) for c in semantic]}
-    return {role: sorted((e for e in found if e is not None), key=lambda e: e["rate_bpp"])
-            for role, found in roles.items()}
+    def shipped(entry: dict | None) -> bool:
+        return entry is not None and (models is None or (Path(models) / f"{entry['name']}.analysis.onnx").is_file())
+
+    return {role: sorted((e for e in found if shipped(e)), key=lambda e: e["rate_bpp"]) for role, found in roles.items()}
 
 
-def rate_distortion_model(entries: list[dict]) -> RateDistortionModel:
-    """The optimiser's table of one role's entries (>= 2 codecs)."""
+def rate_distortion_model(entries: list[dict]):
+    """The optimiser's table (``RateDistortionModel``) of one role's entries (>= 2 codecs)."""
+    from testbed.optim.mu_ascc import LogisticParams, RateDistortionModel  # cvxpy: only where one plans
+
     return RateDistortionModel.from_fits([e["rate_bpp"] for e in entries], [LogisticParams(**e["fit"]) for e in entries])
 
 
@@ -65,11 +69,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m testbed.systems.mu_ascc.tables",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=Path("docs/results"))
-    parser.add_argument("--out", type=Path, default=Path("models/mu_ascc/tables.json"))
+    parser.add_argument("--models", type=Path, default=Path("models/mu_ascc"),
+                        help="the exported codecs: the table lists those, and is written there as tables.json")
     args = parser.parse_args(argv)
     doc = {"kind": KIND, "sources": ["docs/results/mu_ascc_distortion.json", "docs/results/mu_ascc_semantic.json"],
-           "roles": entries_from_results(args.results)}
-    write_json(args.out, doc)
+           "roles": entries_from_results(args.results, args.models)}
+    missing = [role for role, entries in doc["roles"].items() if len(entries) < 2]
+    if missing:
+        raise ConfigError(f"--models {str(args.models)!r} holds fewer than 2 fitted codecs for {', '.join(missing)}; "
+                          "allowed: >= 2 per role, exported by python -m testbed.systems.mu_ascc.export")
+    write_json(args.models / "tables.json", doc)
     return doc
 
 
