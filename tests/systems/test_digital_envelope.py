@@ -41,6 +41,19 @@ def test_measurement_counts_codeword_errors():
     noisy = measure_point("ldpc_648_1_2/qpsk", -3.0, 5, seed=1)
     assert clean["errors"] == 0 and clean["codewords"] == 100
     assert noisy["errors"] > 90
+    assert clean["bit_errors"] == clean["bits_lost"] == 0 and clean["bits"] == noisy["bits"] > 100 * 300
+    assert 0.05 * noisy["bits"] < noisy["bit_errors"] + noisy["bits_lost"] < 0.5 * noisy["bits"]
+
+
+def test_bit_error_rate_interpolates_counts_lost_bits_half_and_zeros_as_half_an_error():
+    rows = [{"snr_db": 0.0, "codewords": 10, "errors": 10, "bits": 1000, "bit_errors": 100, "bits_lost": 200},
+            {"snr_db": 1.0, "codewords": 10, "errors": 1, "bits": 1000, "bit_errors": 1, "bits_lost": 0},
+            {"snr_db": 2.0, "codewords": 10, "errors": 0, "bits": 1000, "bit_errors": 0, "bits_lost": 0}]
+    table = BlerTable({"ldpc_648_1_2/qpsk": rows})
+    ber = table.bit_error_rate("ldpc_648_1_2/qpsk", np.array([-1.0, 0.0, 0.5, 1.0, 2.0, 9.0]))
+    np.testing.assert_allclose(ber, [0.2, 0.2, np.sqrt(0.2 * 0.001), 0.001, 0.0005, 0.0005])
+    with pytest.raises(ConfigError, match="no bit counts"):
+        SYNTHETIC.bit_error_rate("ldpc_648_1_2/qpsk", 1.0)
 
 
 def test_shipped_table_covers_every_scheme_and_agrees_with_a_fresh_measurement():

@@ -95,9 +95,11 @@ def _frame_stream(code: str, mod: str, n_frames: int, rng: np.random.Generator) 
 
 
 def measure_point(name: str, snr_db: float, n_frames: int, seed: int) -> dict:
-    """Codeword errors of ``n_frames`` frames of scheme ``name`` at ``snr_db`` (AWGN).
+    """Codeword and bit errors of ``n_frames`` frames of scheme ``name`` at ``snr_db`` (AWGN).
 
-    Returns: {"snr_db", "codewords", "errors", "frames_lost"}.
+    Returns: {"snr_db", "codewords", "errors", "frames_lost", "bits", "bit_errors", "bits_lost"}:
+    ``bits`` information bits sent, ``bit_errors`` wrong hard decisions in the frames found,
+    ``bits_lost`` the bits of frames not found (their decisions are unknown).
     """
     from testbed.phy.bits import bytes_to_bits
 
@@ -111,18 +113,20 @@ def measure_point(name: str, snr_db: float, n_frames: int, seed: int) -> dict:
     for start in range(0, stream.size, 1 << 16):
         for frame in receiver.push(stream[start:start + (1 << 16)].astype(np.complex64)):
             found[frame.header.seq] = frame
-    errors = 0
+    errors = bit_errors = bits_lost = 0
     for seq, payload in enumerate(payloads):
         frame = found.get(seq)
+        sent = bytes_to_bits(payload)  # the CRC bits of the last codeword are not compared
         if frame is None or frame.bits is None:
             errors += CODEWORDS_PER_FRAME
+            bits_lost += sent.size
             continue
-        sent = bytes_to_bits(payload)  # the CRC bits of the last codeword are not compared
-        got = frame.bits[:sent.size]
-        blocks = np.arange(sent.size) // c.k
-        errors += int(np.unique(blocks[sent != got]).size)
+        wrong = sent != frame.bits[:sent.size]
+        bit_errors += int(wrong.sum())
+        errors += int(np.unique((np.arange(sent.size) // c.k)[wrong]).size)
     return {"snr_db": float(snr_db), "codewords": n_frames * CODEWORDS_PER_FRAME, "errors": errors,
-            "frames_lost": sum(seq not in found for seq in range(n_frames))}
+            "frames_lost": sum(seq not in found for seq in range(n_frames)),
+            "bits": sum(8 * len(p) for p in payloads), "bit_errors": bit_errors, "bits_lost": bits_lost}
 
 
 def measure_curve(name: str, n_frames: int, seed: int) -> list[dict]:
@@ -195,6 +199,22 @@ class BlerTable:
         beyond = p_hit[-1] + slope * (x - s_hit[-1])
         log_p = np.where(x <= s_hit[-1], inside, beyond)
         return np.clip(10.0 ** log_p, FLOOR, 1.0)
+
+    def bit_error_rate(self, name: str, snr_db: np.ndarray | float) -> np.ndarray:
+        """Measured information-bit error rate of ``name`` at ``snr_db`` (any shape), in (0, 0.5]:
+        log10 BER linear in dB between the measured points, held beyond the ends. Bits of lost
+        frames count half wrong (random data against unknown decisions); a point without errors
+        counts half an error (the resolution of its bit count). ConfigError for a table measured
+        without bit counts."""
+        if name not in self.curves:
+            raise ConfigError(f"mcs {name!r} is not in the BLER table; allowed: {', '.join(self.curves)}")
+        rows = self.curves[name]
+        if any("bit_errors" not in r for r in rows):
+            raise ConfigError(f"the BLER table's curve {name!r} has no bit counts; allowed: a table written by "
+                              "python -m testbed.systems.digital.bler since bit errors are counted")
+        snr = np.array([r["snr_db"] for r in rows])
+        ber = np.array([max(r["bit_errors"] + 0.5 * r["bits_lost"], 0.5) / r["bits"] for r in rows])
+        return np.minimum(10.0 ** np.interp(np.asarray(snr_db, dtype=float), snr, np.log10(ber)), 0.5)
 
     def frame_error_rate(self, name: str, snr_db: float, codewords: int, channel: str = "awgn") -> float:
         """Probability that a frame of ``codewords`` codewords at mean Es/N0 ``snr_db`` is not
