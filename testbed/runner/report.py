@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from testbed.runner.files import atomic_write_bytes  # noqa: E402
 
-TABLE_KEYS = ("user", "node", "status", "snr_db", "psnr_db", "ideal_psnr_db", "ms_ssim", "ber", "bler", "snr_est_db",
+TABLE_KEYS = ("user", "node", "status", "snr_db", "psnr_db", "ideal_psnr_db", "ms_ssim", "accuracy", "ber", "bler", "snr_est_db",
               "evm_db", "choice", "frames_sent", "frames_received", "frames_lost", "samples_lost")
 
 
@@ -20,6 +20,8 @@ GRID_IMAGES = 8  # images shown in images.png
 
 
 def _fmt(value) -> str:
+    if isinstance(value, dict) and "mcs" in value:  # MU-ASCC's plan for one user
+        return f"{value['codec']} {value['mcs']} {value['power_w']:.2f} W"
     if isinstance(value, dict) and "codec" in value:  # the digital envelope's choice
         return f"{value['codec']} {value['code']} {value['modulation']} {value['frame_bytes']} B"
     if isinstance(value, list):

@@ -2,3 +2,4 @@
 from testbed.systems import digital, link  # noqa: F401  (registration)
 from testbed.systems.deepjscc import system  # noqa: F401  (registration)
 from testbed.systems.superposition import system as _superposition  # noqa: F401,E402  (registration)
+from testbed.systems.mu_ascc import system as _mu_ascc  # noqa: F401,E402  (registration)
