@@ -231,7 +231,10 @@ class MimoFrameReceiver(ReceiverSettings):
             slots.append(other)
             fmts.append(role[2] if role is not None else None)
         n_sym = max(lay.payload_symbols(f.n_symbols(s.header.length)) for f, s in zip(fmts, slots) if f is not None)
-        origins = [self._slot_start(s) - j * length for j, s in enumerate(slots) if s is not None]
+        # the frame's timing comes from the slots whose header decoded: a slot that failed (a weak
+        # stream, e.g. another user's leakage in a beamformed downlink) can be mistimed
+        origins = [self._slot_start(s) - j * length for j, (s, f) in enumerate(zip(slots, fmts))
+                   if s is not None and f is not None]
         end = max(origins) + n_streams * length + n_sym * lay.params.sym_len
         return _Frame(origin=min(origins), slots=slots, fmts=fmts, n_sym=n_sym, end=end)
 
