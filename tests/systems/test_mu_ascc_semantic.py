@@ -38,6 +38,9 @@ def test_codec_config_refuses_unknown_data_and_names_the_fashion_codecs():
         train_codec.CodecConfig(data="cifar")
     assert train_codec.CodecConfig(data="fashion-mnist").name().startswith("hyperprior-fmnist-")
     assert not train_codec.CodecConfig().name().startswith("hyperprior-fmnist")  # photo codec names unchanged
+    cfg = train_codec.CodecConfig(data="fashion-mnist")
+    assert train_codec.command_line(cfg, "/abs/ckpt/out", 2).endswith("--data fashion-mnist --threads 2 --out DIR")
+    assert train_codec.command_line(cfg, "runs/codecs", 2).endswith("--out runs/codecs")
 
 
 def test_reconstruct_equals_the_entropy_coded_decode(codec, test_split):

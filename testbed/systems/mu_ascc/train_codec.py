@@ -164,6 +164,10 @@ def train(cfg: CodecConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
 
 
 def command_line(cfg: CodecConfig, out: str | None, threads: int) -> str:
+    """The command that trains ``cfg``; an absolute ``out`` shows as ``DIR`` (a card must not
+    name a folder of the machine that trained it)."""
+    if out and Path(out).is_absolute():
+        out = "DIR"
     words = ["python -m testbed.systems.mu_ascc.train_codec", f"--lmbda {cfg.lmbda:g}", f"--n {cfg.n}",
              f"--m {cfg.m}", f"--steps {cfg.steps}", f"--batch {cfg.batch}", f"--seed {cfg.seed}",
              f"--data {cfg.data}", f"--threads {threads}"]
