@@ -116,22 +116,29 @@ def bler_table() -> BlerTable:
     return BlerTable.load(TABLE_PATH)
 
 
-def solve(base: MuAsccProblem, scheme: str, blocklength: int) -> Solution | None:
-    """One scheme's solution of ``base`` (None where the scheme cannot serve both users)."""
+def solve(base: MuAsccProblem, scheme: str, blocklength: int, best: Solution | None = None) -> Solution | None:
+    """One scheme's solution of ``base`` (None where the scheme cannot serve both users);
+    ``best``: ``mu-ascc-best``'s solution of ``base`` when already computed (``mu-ascc-ldpc`` starts from it)."""
     if scheme == "mu-ascc":
         return optimise(base, "round_down", starts=[np.full(base.users, base.power_w / base.users)])
     if scheme == "mu-ascc-best":
-        return optimise(base)
+        return best or optimise(base)
     if scheme == "zf-wf-fixed":
         return zf_wf_fixed(base, blocklength)
     if scheme == "zf-wf-adaptive":
         return zf_wf_baseline(base)
     if scheme == "mu-ascc-ldpc":
-        plan = practical_plan(base, optimise(base), bler_table(), list(DEFAULT_MCS))
+        plan = practical_plan(base, best or optimise(base), bler_table(), list(DEFAULT_MCS))
         return None if plan is None else plan.solution
     if scheme == "zf-wf-ldpc":
         return zf_wf_fixed_codes(base, tuple(measured_ber(bler_table(), m) for m in FIXED_MCS))
     raise ValueError(f"scheme={scheme!r}; allowed: {', '.join(SCHEMES)}")
+
+
+def solve_schemes(base: MuAsccProblem, schemes: list[str], blocklength: int) -> dict[str, Solution | None]:
+    """Every scheme's solution of ``base``; JRPB's multi-start plan is computed once for all."""
+    best = optimise(base) if {"mu-ascc-best", "mu-ascc-ldpc"} & set(schemes) else None
+    return {scheme: solve(base, scheme, blocklength, best) for scheme in schemes}
 
 
 def row(solution: Solution | None) -> dict:
@@ -153,9 +160,8 @@ def power_sweep(tables, log=print) -> list[dict]:
         for power_dbw in POWERS_DBW:
             base = problem(tables, 10.0 ** (power_dbw / 10.0), PAPER_RATIO, blocklength)
             schemes = [s for s in SCHEMES if blocklength == BLOCKLENGTHS[0] or s not in PRACTICAL]
-            for scheme in schemes:
-                rows.append({"blocklength": blocklength, "power_dbw": power_dbw, "scheme": scheme,
-                             **row(solve(base, scheme, blocklength))})
+            for scheme, solution in solve_schemes(base, schemes, blocklength).items():
+                rows.append({"blocklength": blocklength, "power_dbw": power_dbw, "scheme": scheme, **row(solution)})
             log(f"power {power_dbw} dBW, L = {blocklength}: "
                 + ", ".join(f"{r['scheme']} {r['weighted_distortion']}" for r in rows[-len(schemes):]))
     return rows
@@ -165,9 +171,8 @@ def ratio_sweep(tables, log=print) -> list[dict]:
     rows = []
     for ratio in RATIOS:
         base = problem(tables, PAPER_POWER_W, ratio, BLOCKLENGTHS[0])
-        for scheme in SCHEMES:
-            rows.append({"blocklength": BLOCKLENGTHS[0], "ratio": ratio, "scheme": scheme,
-                         **row(solve(base, scheme, BLOCKLENGTHS[0]))})
+        for scheme, solution in solve_schemes(base, list(SCHEMES), BLOCKLENGTHS[0]).items():
+            rows.append({"blocklength": BLOCKLENGTHS[0], "ratio": ratio, "scheme": scheme, **row(solution)})
         log(f"ratio {ratio}: " + ", ".join(f"{r['scheme']} {r['weighted_distortion']}" for r in rows[-len(SCHEMES):]))
     return rows
 

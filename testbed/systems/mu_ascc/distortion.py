@@ -68,7 +68,8 @@ def flip_counts(bits: int, ber: float, draws: int, rng: np.random.Generator) -> 
     return np.minimum(counts, bits), 1.0 - p0
 
 
-def _decode_flipped(codec: HyperpriorCodec, stream: Bitstream, count: int, rng: np.random.Generator) -> np.ndarray:
+def decode_flipped(codec: HyperpriorCodec, stream: Bitstream, count: int, rng: np.random.Generator) -> np.ndarray:
+    """The decode of ``stream`` with ``count`` random payload bits flipped, float32 (3, H, W)."""
     return codec.decode(stream.with_payload(flip_bits(stream.payload, count, rng)))
 
 
@@ -83,7 +84,7 @@ def measure(codec: HyperpriorCodec, images: list[np.ndarray], bers: tuple[float,
         per_image, p_any = [], []
         for img, stream, d_clean in zip(images, streams, clean):
             counts, p = flip_counts(stream.bits, ber, draws, rng)
-            flipped = np.mean([_distortions(img, _decode_flipped(codec, stream, int(k), rng)) for k in counts], axis=0)
+            flipped = np.mean([_distortions(img, decode_flipped(codec, stream, int(k), rng)) for k in counts], axis=0)
             per_image.append((1.0 - p) * d_clean + p * flipped)
             p_any.append(p)
         mean = np.mean(per_image, axis=0)

@@ -35,8 +35,8 @@ from testbed.data.loaders import load_fashion_mnist
 from testbed.errors import ConfigError
 from testbed.optim.mu_ascc import LogisticParams, fit_logistic
 from testbed.runner.files import atomic_save_figure, atomic_torch_save, atomic_write_bytes, write_json
-from testbed.systems.mu_ascc.codec import ALIGN_PX, Bitstream, HyperpriorCodec, flip_bits
-from testbed.systems.mu_ascc.distortion import BER_GRID, flip_counts
+from testbed.systems.mu_ascc.codec import ALIGN_PX, HyperpriorCodec
+from testbed.systems.mu_ascc.distortion import BER_GRID, decode_flipped, flip_counts
 
 CHECKPOINT_STEPS = 250
 DEFAULT_CKPT_DIR = Path(os.environ.get("TESTBED_CKPT_DIR", Path.home() / ".cache" / "testbed")) / "mu_ascc"
@@ -209,7 +209,7 @@ def measure(codec: HyperpriorCodec, model: FashionClassifier, images: np.ndarray
         decoded, owners, p_any = [], [], np.empty(len(streams))
         for i, stream in enumerate(streams):
             counts, p_any[i] = flip_counts(stream.bits, ber, draws, rng)
-            decoded += [_decode_flipped(codec, stream, int(k), rng) for k in counts]
+            decoded += [decode_flipped(codec, stream, int(k), rng) for k in counts]
             owners += [i] * len(counts)
         wrong = classify(model, np.stack(decoded)) != labels[owners]
         flipped = np.bincount(owners, weights=wrong, minlength=len(streams)) / draws
@@ -217,10 +217,6 @@ def measure(codec: HyperpriorCodec, model: FashionClassifier, images: np.ndarray
         points.append(SemanticPoint(ber, float(error.mean()), float(p_any.mean())))
     bits = float(np.mean([s.bits for s in streams]))
     return SemanticCurve(codec.name, bits, bits / IMAGE_PX ** 2, float(clean.mean()), tuple(points))
-
-
-def _decode_flipped(codec: HyperpriorCodec, stream: Bitstream, count: int, rng: np.random.Generator) -> np.ndarray:
-    return codec.decode(stream.with_payload(flip_bits(stream.payload, count, rng)))
 
 
 def fit(curve: SemanticCurve) -> tuple[LogisticParams, float]:
