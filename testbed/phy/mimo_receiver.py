@@ -9,8 +9,8 @@ Training: the first slot found (antenna-summed Schmidl-Cox, ``mimo_sync``) is sy
 whose header failed earlier is reused). A stream whose header fails stays in the detector as
 an interferer with the channel its LTF gave. The headers carry no frame length: the payload is
 taken to be as long as the longest need among the headers decoded (what ``mimo_frame`` pads to),
-so the tail of a failed stream that needs more is scanned as signal again (where it may count a
-spurious detection).
+so the tail of a failed stream that needs more is scanned again, and the frame's end there is no
+detection (``_burst_end``).
 
 Payload, per stream k: the received signal is derotated by stream k's own CFO before the FFT,
 so stream k has no inter-carrier interference (ICI), and each carrier is filtered by the
@@ -153,6 +153,9 @@ class MimoFrameReceiver(ReceiverSettings):
         if d0 < 0:
             self._pos = max(self._pos, self._buf.shape[1] - self.window - lag)
             return None
+        if self._burst_end(d0):
+            self._pos = d0 + 1
+            return []
         key = self._offset + d0
         if self._pending is not None and abs(self._pending[0] - key) <= SLOT_TOLERANCE // 2:
             state = self._pending[1]
@@ -175,6 +178,23 @@ class MimoFrameReceiver(ReceiverSettings):
         self._pos = self._rel(state.end)
         self._orphans = [o for o in self._orphans if o.ltf > state.end]
         return self._decode(state)
+
+    def _burst_end(self, d0: int) -> bool:
+        """Whether the crossing at buffer index d0 is where a burst ends, not an STF.
+
+        ``first_crossing`` tests |P|^2 > threshold R^2, R the energy of the lagged window alone.
+        Where a burst of power S ends, that window holds its last k samples and noise: |P|^2 ~
+        k S^2 against R^2 ~ (k S + 128 N)^2, a metric near 1/k at high SNR. The scan meets such an
+        end in the tail of a frame whose longest stream failed its header; the slot synchronised
+        there failed too, and the skip past it went into the next frame's STF. An STF fills the
+        unlagged window as well (its energy R_0 <= R while the STF arrives, R_0 ~ R on its plateau),
+        so a crossing must also pass |P|^2 > threshold R_0^2; at a burst's end R_0 holds k + 16
+        samples and |P|^2 / R_0^2 ~ k / (k + 16)^2 <= 1/64.
+        """
+        lag, win = self.layout.preamble.stf_period, self.window
+        head = self._buf[:, d0 : d0 + win].astype(np.complex128)
+        p = np.vdot(head, self._buf[:, d0 + lag : d0 + lag + win])
+        return bool(abs(p) ** 2 <= self.threshold * np.sum(np.abs(head) ** 2) ** 2)
 
     def _frame_of(self, slot: _Slot, d0: int) -> _Frame | list[MimoReceivedFrame] | None:
         """The frame a detected slot belongs to; [] when the slot ends here; None: wait."""
