@@ -214,7 +214,7 @@ def export_system(model: torch.nn.Module, out_dir: str | Path, name: str, *, com
                      "mate-backgrounds); held-out test photos kodim23, astronaut, coffee, chelsea "
                      "never trained on"),
             "command": command, "seed": seed, "snr_range_db": run_config["snr_range_db"],
-            "channels": ["awgn", "rayleigh"], "training_minutes": minutes, "training_steps": steps,
+            "channels": run_config.get("channels", ["awgn", "rayleigh"]), "training_minutes": minutes, "training_steps": steps,
             "batch_size": run_config["batch_size"], "threads": threads, "machine": machine(),
             "metrics": metrics, "opset": OPSET, "inputs": spec[role]["inputs"], "outputs": spec[role]["outputs"],
             "snr_convention": "Es/N0 per complex symbol in dB, unit average symbol power per image",

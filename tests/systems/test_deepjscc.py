@@ -134,3 +134,15 @@ def test_command_line_names_the_model() -> None:
     assert (args.ratio, args.variant, args.minutes, args.seed) == ("1/12", "adjscc", 3.0, 0)
     assert train_module.command_line("1/6", "adjscc", 40, 0, "models/deepjscc") == (
         "testbed train deepjscc --ratio 1/6 --variant adjscc --minutes 40 --seed 0 --out models/deepjscc")
+
+
+def test_a_model_trained_at_one_snr_on_one_channel_says_so_in_its_name_and_command(tmp_path) -> None:
+    name = train_module.model_name("1/24", "deepjscc", (10, 10), ("awgn",))
+    assert name == "deepjscc-r24-awgn-10db"
+    assert train_module.model_name("1/32", "deepjscc", (5, 15), ("awgn", "rayleigh")) == "deepjscc-r32-awgn+rayleigh-5to15db"
+    assert train_module.command_line("1/24", "deepjscc", 22, 0, "models/deepjscc", snr_range_db=(10, 10),
+                                     channels=("awgn",)).endswith("--out models/deepjscc --snr-db 10 10 --channels awgn")
+    args = train_module.parse_args(["--ratio", "1/32", "--snr-db", "10", "10", "--channels", "awgn"])
+    assert (args.ratio, args.snr_db, args.channels) == ("1/32", [10.0, 10.0], ["awgn"])
+    with pytest.raises(ConfigError, match="channels \\('video',\\) is invalid; allowed: one or more of awgn, rayleigh"):
+        train_module.train("1/24", "deepjscc", 0.01, 0, tmp_path, channels=("video",), progress=False)

@@ -26,7 +26,9 @@ GDN is a 1x1 convolution per layer (cheap) and is what learned image codecs use 
 batch norm.
 
 The bandwidth ratio k/n counts complex channel symbols k per real source value n = 3*32*32:
-``"1/6"`` sends 512 complex symbols (c = 16 real channels at 8x8), ``"1/12"`` sends 256 (c = 8).
+``"1/6"`` sends 512 complex symbols (c = 16 real channels at 8x8), ``"1/12"`` sends 256 (c = 8),
+``"1/24"`` 128 (c = 4) and ``"1/32"`` 96 (c = 3; the two narrow ratios bracket the 0.0356 of
+MU-ASCC's ZF-WF-DJSCC benchmark, docs/mu_ascc.md).
 Symbols are real tensors (N, k, 2) (I/Q last, docs/architecture.md "Conventions"), scaled per image to
 unit average power per complex symbol, so ``snr_db`` is Es/N0 with the testbed's convention.
 """
@@ -43,7 +45,7 @@ from testbed.channels.torch_face import Channel
 from testbed.errors import ConfigError
 
 TILE = 32
-BANDWIDTH_RATIOS = {"1/6": 512, "1/12": 256}  # ratio -> complex symbols per 32x32x3 tile
+BANDWIDTH_RATIOS = {"1/6": 512, "1/12": 256, "1/24": 128, "1/32": 96}  # ratio -> complex symbols per 32x32x3 tile
 VARIANTS = ("deepjscc", "adjscc")
 CHANNELS = ("awgn", "rayleigh")
 SNR_SCALE_DB = 10.0  # the AF modules see snr_db / SNR_SCALE_DB
@@ -51,7 +53,7 @@ LATENT_SIDE = TILE // 4  # two stride-2 layers: 32 -> 8
 
 
 def symbols_per_tile(bandwidth_ratio: str) -> int:
-    """Complex channel symbols k per 32x32 RGB tile for a bandwidth ratio ``"1/6"`` or ``"1/12"``."""
+    """Complex channel symbols k per 32x32 RGB tile for a bandwidth ratio of ``BANDWIDTH_RATIOS``."""
     if bandwidth_ratio not in BANDWIDTH_RATIOS:
         raise ConfigError(f"bandwidth_ratio {bandwidth_ratio!r} is unknown; allowed: {', '.join(BANDWIDTH_RATIOS)}")
     return BANDWIDTH_RATIOS[bandwidth_ratio]
@@ -123,7 +125,8 @@ class DeepJSCC(nn.Module):
     """A DeepJSCC (``variant="deepjscc"``) or ADJSCC (``"adjscc"``) transceiver for 32x32 RGB tiles.
 
     Parameters:
-        bandwidth_ratio: ``"1/6"`` (k = 512 complex symbols per tile) or ``"1/12"`` (k = 256).
+        bandwidth_ratio: a key of ``BANDWIDTH_RATIOS``, e.g. ``"1/6"`` (k = 512 complex symbols
+            per tile) or ``"1/12"`` (k = 256).
         variant: ``"deepjscc"`` (SNR-agnostic; ``snr_db`` inputs are accepted and ignored) or
             ``"adjscc"`` (AF modules conditioned on the SNR in encoder and decoder).
         width: filters C of every hidden layer.

@@ -5,7 +5,9 @@ short side of 512 px, docs/architecture.md "Datasets"), the photo drawn uniforml
 random horizontal flips. Per sample the SNR is uniform in ``snr_range_db``; per batch the channel
 is AWGN or Rayleigh block fading with probability 1/2 each. Loss: MSE. Adam, learning rate with a
 short linear warm-up and a cosine decay over the *time* budget (the schedule follows elapsed
-training seconds, so a run of any length ends annealed).
+training seconds, so a run of any length ends annealed). ``--snr-db 10 10 --channels awgn`` trains
+at one SNR on one channel (the "trained at 10 dB" DJSCC benchmark of MU-ASCC); the shipped name
+then says so, e.g. ``deepjscc-r24-awgn-10db``.
 
 Checkpoints (model, optimizer, step, elapsed time, every random state) are written atomically
 every ``checkpoint_minutes`` and at the end to ``out_dir/<name>-seed<seed>-<minutes>min.ckpt``;
@@ -33,7 +35,7 @@ from tqdm import tqdm
 
 from testbed.data.images import photo_corpus
 from testbed.errors import ConfigError
-from testbed.systems.deepjscc.model import CHANNELS, TILE, VARIANTS, DeepJSCC, symbols_per_tile
+from testbed.systems.deepjscc.model import BANDWIDTH_RATIOS, CHANNELS, TILE, VARIANTS, DeepJSCC, symbols_per_tile
 from testbed.systems.deepjscc.whole_image import WholeImageJSCC
 
 LR = 2e-3
@@ -58,12 +60,22 @@ LR_FLOOR = 0.02  # the cosine decays to LR * LR_FLOOR
 WARMUP_FRACTION = 0.02
 
 
-def model_name(bandwidth_ratio: str, variant: str) -> str:
-    """Shipped model name, e.g. ``"adjscc-r6"`` for ratio ``"1/6"``."""
+DEFAULT_SNR_RANGE_DB = (0.0, 20.0)
+
+
+def model_name(bandwidth_ratio: str, variant: str, snr_range_db: tuple[float, float] = DEFAULT_SNR_RANGE_DB,
+               channels: tuple[str, ...] = CHANNELS) -> str:
+    """Shipped model name, e.g. ``"adjscc-r6"`` for ratio ``"1/6"``; a model trained on other
+    SNRs or channels than the defaults says which: ``"deepjscc-r24-awgn-10db"``."""
     symbols_per_tile(bandwidth_ratio)
     if variant not in ALL_VARIANTS:
         raise ConfigError(f"variant {variant!r} is unknown; allowed: {', '.join(ALL_VARIANTS)}")
-    return f"{variant}-r{bandwidth_ratio.split('/')[1]}"
+    name = f"{variant}-r{bandwidth_ratio.split('/')[1]}"
+    low, high = (float(v) for v in snr_range_db)
+    if (low, high) == DEFAULT_SNR_RANGE_DB and tuple(channels) == CHANNELS:
+        return name
+    snr = f"{low:g}db" if low == high else f"{low:g}to{high:g}db"
+    return f"{name}-{'+'.join(channels)}-{snr}"
 
 
 class CropSampler:
@@ -103,10 +115,10 @@ def learning_rate(fraction: float, lr: float = LR) -> float:
     return lr * (LR_FLOOR + (1.0 - LR_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * t)))
 
 
-def checkpoint_path(out_dir: Path, bandwidth_ratio: str, variant: str, seed: int, minutes: float,
-                    init_tag: str = "") -> Path:
+def checkpoint_path(out_dir: Path, name: str, seed: int, minutes: float, init_tag: str = "") -> Path:
+    """Where the run of model ``name`` (:func:`model_name`) keeps its resumable checkpoint."""
     tag = f"-init{init_tag}" if init_tag else ""
-    return Path(out_dir) / f"{model_name(bandwidth_ratio, variant)}-seed{seed}-{minutes:g}min{tag}.ckpt"
+    return Path(out_dir) / f"{name}-seed{seed}-{minutes:g}min{tag}.ckpt"
 
 
 def _init_state(init: Path, bandwidth_ratio: str, variant: str, width: int) -> dict:
@@ -126,7 +138,7 @@ def _init_state(init: Path, bandwidth_ratio: str, variant: str, width: int) -> d
         "file": Path(init).name, "sha256": sha256_file(init), "steps": state["step"],
         "minutes_total": before + rc["minutes"], "command": command_line(
             rc["bandwidth_ratio"], rc["variant"], rc["minutes"], rc["seed"], Path("models/deepjscc"), rc["threads"],
-            rc["width"], rc["lr"])}}
+            rc["width"], rc["lr"], rc["snr_range_db"], rc.get("channels", CHANNELS))}}
 
 
 def _save(path: Path, state: dict) -> None:
@@ -143,7 +155,8 @@ def train(
     out_dir: Path,
     threads: int = 1,
     batch_size: int | None = None,
-    snr_range_db: tuple[float, float] = (0.0, 20.0),
+    snr_range_db: tuple[float, float] = DEFAULT_SNR_RANGE_DB,
+    channels: tuple[str, ...] = CHANNELS,
     width: int | None = None,
     lr: float | None = None,
     crop: int | None = None,
@@ -156,7 +169,8 @@ def train(
     Parameters: bandwidth_ratio ``"1/6"``/``"1/12"``; variant ``"deepjscc"``/``"adjscc"``;
         minutes, the training time budget (excluding data loading); seed for torch and numpy;
         out_dir for checkpoints; threads for torch; batch_size crops per step; snr_range_db
-        (low, high) for the uniform per-sample SNR; width, the hidden filters; lr, Adam's peak
+        (low, high) for the uniform per-sample SNR; channels, those of ``CHANNELS`` a batch is
+        drawn from (uniformly); width, the hidden filters; lr, Adam's peak
         learning rate; crop, the side of the square training crops in px. None takes the
         family's value from ``DEFAULTS``. init, a finished checkpoint of the same architecture
         to start from (a warm restart: fresh optimizer and schedule, weights kept), so a long
@@ -167,7 +181,10 @@ def train(
     """
     if minutes <= 0:
         raise ConfigError(f"minutes {minutes!r} is invalid; allowed: > 0")
-    model_name(bandwidth_ratio, variant)
+    channels = tuple(channels)
+    if not channels or any(c not in CHANNELS for c in channels):
+        raise ConfigError(f"channels {channels!r} is invalid; allowed: one or more of {', '.join(CHANNELS)}")
+    name = model_name(bandwidth_ratio, variant, snr_range_db, channels)
     family = DEFAULTS[variant]
     width = family["width"] if width is None else width
     lr = family["lr"] if lr is None else lr
@@ -179,8 +196,7 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = _init_state(init, bandwidth_ratio, variant, width) if init is not None else None
-    path = checkpoint_path(out_dir, bandwidth_ratio, variant, seed, minutes,
-                           start["provenance"]["sha256"][:8] if start else "")
+    path = checkpoint_path(out_dir, name, seed, minutes, start["provenance"]["sha256"][:8] if start else "")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -189,6 +205,8 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     run_config = {"bandwidth_ratio": bandwidth_ratio, "variant": variant, "minutes": minutes, "seed": seed,
                   "batch_size": batch_size, "snr_range_db": [low, high], "width": width, "lr": lr, "threads": threads}
+    if channels != CHANNELS:
+        run_config["channels"] = list(channels)
     if variant == WHOLE_IMAGE:
         run_config["crop"] = crop
     if start is not None:
@@ -221,7 +239,7 @@ def train(
     sampler = CropSampler(photo_corpus("train"), rng, crop)
     model.train()
     bar = tqdm(total=round(budget), initial=round(elapsed), unit="s", disable=not progress,
-               desc=model_name(bandwidth_ratio, variant), bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s {postfix}")
+               desc=name, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s {postfix}")
     last_checkpoint = elapsed
     running = None
     start = time.monotonic() - elapsed
@@ -230,7 +248,7 @@ def train(
             group["lr"] = learning_rate(elapsed / budget, lr)
         images = sampler.batch(batch_size)
         snr = torch.from_numpy(rng.uniform(low, high, batch_size).astype(np.float32))
-        channel = CHANNELS[int(rng.integers(0, 2))]
+        channel = channels[int(rng.integers(0, len(channels)))]
         out = model(images, snr, channel, generator)
         loss = torch.mean((out["recon"] - images) ** 2)
         optimizer.zero_grad(set_to_none=True)
@@ -263,10 +281,14 @@ def load_checkpoint_model(path: Path) -> torch.nn.Module:
 
 
 def command_line(ratio: str, variant: str, minutes: float, seed: int, out: Path, threads: int = 1,
-                 width: int | None = None, lr: float | None = None) -> str:
+                 width: int | None = None, lr: float | None = None,
+                 snr_range_db: tuple[float, float] = DEFAULT_SNR_RANGE_DB, channels: tuple[str, ...] = CHANNELS) -> str:
     """The canonical command that reproduces a shipped model (recorded in its model card)."""
     family = DEFAULTS[variant]
     extra = f" --threads {threads}" if threads != 1 else ""
+    low, high = (float(v) for v in snr_range_db)
+    extra += f" --snr-db {low:g} {high:g}" if (low, high) != DEFAULT_SNR_RANGE_DB else ""
+    extra += f" --channels {' '.join(channels)}" if tuple(channels) != CHANNELS else ""
     extra += f" --width {width}" if width not in (None, family["width"]) else ""
     extra += f" --lr {lr:g}" if lr not in (None, family["lr"]) else ""
     return (f"testbed train deepjscc --ratio {ratio} --variant {variant} --minutes {minutes:g} "
@@ -275,7 +297,7 @@ def command_line(ratio: str, variant: str, minutes: float, seed: int, out: Path,
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="testbed train deepjscc", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ratio", default="1/6", choices=["1/6", "1/12"], help="bandwidth ratio k/n")
+    parser.add_argument("--ratio", default="1/6", choices=list(BANDWIDTH_RATIOS), help="bandwidth ratio k/n")
     parser.add_argument("--variant", default="deepjscc", choices=list(ALL_VARIANTS),
                         help="deepjscc/adjscc: tiled 32x32 models; adjscc-wide: the whole-image model")
     parser.add_argument("--minutes", type=float, default=40.0, help="training time budget")
@@ -284,6 +306,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--width", type=int, default=None, help="filters per hidden layer (default: the family's)")
     parser.add_argument("--lr", type=float, default=None, help="peak Adam learning rate (default: the family's)")
+    parser.add_argument("--snr-db", type=float, nargs=2, default=list(DEFAULT_SNR_RANGE_DB), metavar=("LOW", "HIGH"),
+                        help="per-sample training SNR, uniform in [LOW, HIGH] dB (10 10: one SNR)")
+    parser.add_argument("--channels", nargs="+", default=list(CHANNELS), choices=list(CHANNELS),
+                        help="channels a training batch is drawn from")
     parser.add_argument("--init", type=Path, default=None,
                         help="warm-start from this finished checkpoint (same ratio, variant, width)")
     parser.add_argument("--checkpoints", type=Path, default=Path("runs/train/deepjscc"),
@@ -296,16 +322,18 @@ def main(argv: list[str] | None = None) -> dict:
     from testbed.onnx.export import export_system
 
     args = parse_args(argv)
+    snr_range_db, channels = tuple(args.snr_db), tuple(args.channels)
     ckpt = train(args.ratio, args.variant, args.minutes, args.seed, args.checkpoints, threads=args.threads,
-                 width=args.width, lr=args.lr, init=args.init)
+                 snr_range_db=snr_range_db, channels=channels, width=args.width, lr=args.lr, init=args.init)
     model = load_checkpoint_model(ckpt)
     state = torch.load(ckpt, weights_only=False)
     command = command_line(args.ratio, args.variant, args.minutes, args.seed, args.out, args.threads,
-                           args.width, args.lr)
+                           args.width, args.lr, snr_range_db, channels)
     before = state["run_config"].get("init", {})
     if before:  # a warm restart: the card counts every minute and step since the first run
         command = f"{before['command']} && {command} --init {before['file']}"
-    paths, card = export_system(model, args.out, model_name(args.ratio, args.variant), command=command,
+    paths, card = export_system(model, args.out, model_name(args.ratio, args.variant, snr_range_db, channels),
+                                command=command,
                                 seed=args.seed, minutes=args.minutes + before.get("minutes_total", 0.0),
                                 steps=state["step"] + before.get("steps", 0),
                                 run_config=state["run_config"], threads=args.threads)

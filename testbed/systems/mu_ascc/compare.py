@@ -28,11 +28,17 @@ Schemes (every one gets the same channel, powers budget and tables):
   schemes (:mod:`testbed.systems.mu_ascc.practical`), what the network system sends;
 - ``zf-wf-ldpc``: ZF-WF with the fixed practical schemes nearest (1.8, 1.3) bits per channel
   use, 16-QAM rate 1/2 and QPSK rate 2/3 (2 and 1.33), their measured curves, and the largest
-  codec each fits.
+  codec each fits;
+- ``zf-wf-djscc``: the paper's ZF-WF-DJSCC: ZF beams, WF powers, each user's DeepJSCC trained
+  at 10 dB AWGN, its distortion measured through AWGN at the user's ZF-WF SINR
+  (:mod:`testbed.systems.mu_ascc.djscc_benchmark`); only at ratios its models have (the DU's
+  0.0356 lies between the 1/32 and 1/24 models, the SU's 0.25 is its model's). It does not
+  depend on L.
 
 The practical schemes do not depend on the blocklength L of eq. (8): they run at L = 256 only.
 
     testbed run mu-ascc-2users --out RUN
+    python -m testbed.systems.mu_ascc.djscc_benchmark --out docs/results
     python -m testbed.systems.mu_ascc.compare --network RUN/metrics.json --out docs/results
 """
 from __future__ import annotations
@@ -44,11 +50,14 @@ from pathlib import Path
 
 import numpy as np
 
+from testbed.optim.beamforming import beam_gains, downlink_sinr, water_filling, zf_beams
 from testbed.optim.fbl import FiniteBlocklengthBer, MeasuredBer, fbl_log10_ber
 from testbed.optim.mu_ascc import (PAPER_CHANNEL, MuAsccProblem, RateDistortionModel, Solution,
                                    optimise, zf_wf_baseline)
 from testbed.runner.files import atomic_save_figure, atomic_write_bytes, read_json, write_json
 from testbed.systems.digital.bler import TABLE_PATH, BlerTable
+from testbed.systems.mu_ascc.djscc_benchmark import RESULT_FILE as DJSCC_FILE
+from testbed.systems.mu_ascc.djscc_benchmark import DjsccBenchmark
 from testbed.systems.mu_ascc.practical import measured_ber, practical_plan
 from testbed.systems.mu_ascc.system import DEFAULT_MCS
 from testbed.systems.mu_ascc.tables import entries_from_results, rate_distortion_model
@@ -65,11 +74,14 @@ REGION_DU_WEIGHTS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95)
 # The paper's point (3 W, 0.0356), and one with twice the bandwidth where the tables leave choices.
 REGIONS = ((3.0, PAPER_RATIO), (3.0, 0.075))
 BLOCKLENGTHS = (256, 4096)
-SCHEMES = ("mu-ascc", "mu-ascc-best", "zf-wf-fixed", "zf-wf-adaptive", "mu-ascc-ldpc", "zf-wf-ldpc")
+SCHEMES = ("mu-ascc", "mu-ascc-best", "zf-wf-fixed", "zf-wf-adaptive", "mu-ascc-ldpc", "zf-wf-ldpc", "zf-wf-djscc")
+DJSCC = "zf-wf-djscc"
 PRACTICAL = ("mu-ascc-ldpc", "zf-wf-ldpc")
 FIXED_MCS = ("ldpc_648_1_2/qam16", "ldpc_648_2_3/qpsk")  # the practical (1.8, 1.3) bits per channel use
 # The paper's claim at 8 dBW: MU-ASCC's weighted distortion below ZF-WF-BPG's, by blocklength.
 PAPER_REDUCTION_AT_8DBW = {256: 0.3985, 4096: 0.3789}
+# ... and below ZF-WF-DJSCC (trained at 10 dB).
+PAPER_REDUCTION_VS_DJSCC_AT_8DBW = {256: 0.2963, 4096: 0.3367}
 
 
 def measured_tables(results: Path = RESULTS) -> tuple[RateDistortionModel, RateDistortionModel]:
@@ -111,14 +123,33 @@ def zf_wf_fixed(base: MuAsccProblem, blocklength: int) -> Solution | None:
     return zf_wf_fixed_codes(base, tuple(_fixed_rate_ber(r, blocklength) for r in FIXED_CODE_RATES_BPCU))
 
 
+def zf_wf_djscc(base: MuAsccProblem, djscc: DjsccBenchmark) -> Solution | None:
+    """ZF beams, WF powers, each user's DJSCC at its SINR (under ZF an AWGN link of that SNR);
+    None where no DJSCC model has a user's bandwidth ratio. Rates and BERs are NaN: analog."""
+    beams = zf_beams(base.channels)
+    gains = beam_gains(base.channels, beams)
+    powers, _ = water_filling(np.diag(gains), base.power_w)
+    sinr = downlink_sinr(gains, powers)
+    ratios = base.channel_uses_per_pixel / 3.0
+    found = [djscc.distortion(role, float(r), float(10 * np.log10(s)))
+             for role, r, s in zip(("data", "semantic"), ratios, sinr)]
+    if None in found:
+        return None
+    distortion, unknown = np.array(found), np.full(base.users, np.nan)
+    return Solution(unknown, unknown, beams, powers, sinr, unknown, distortion,
+                    float(base.weights @ distortion), 0)
+
+
 def bler_table() -> BlerTable:
     """The PHY's measured error rates (models/digital/bler-awgn.json)."""
     return BlerTable.load(TABLE_PATH)
 
 
-def solve(base: MuAsccProblem, scheme: str, blocklength: int, best: Solution | None = None) -> Solution | None:
+def solve(base: MuAsccProblem, scheme: str, blocklength: int, best: Solution | None = None,
+          djscc: DjsccBenchmark | None = None) -> Solution | None:
     """One scheme's solution of ``base`` (None where the scheme cannot serve both users);
-    ``best``: ``mu-ascc-best``'s solution of ``base`` when already computed (``mu-ascc-ldpc`` starts from it)."""
+    ``best``: ``mu-ascc-best``'s solution of ``base`` when already computed (``mu-ascc-ldpc`` starts
+    from it); ``djscc``: the DJSCC curves ``zf-wf-djscc`` needs."""
     if scheme == "mu-ascc":
         return optimise(base, "round_down", starts=[np.full(base.users, base.power_w / base.users)])
     if scheme == "mu-ascc-best":
@@ -132,13 +163,29 @@ def solve(base: MuAsccProblem, scheme: str, blocklength: int, best: Solution | N
         return None if plan is None else plan.solution
     if scheme == "zf-wf-ldpc":
         return zf_wf_fixed_codes(base, tuple(measured_ber(bler_table(), m) for m in FIXED_MCS))
+    if scheme == DJSCC:
+        if djscc is None:
+            raise ValueError(f"scheme={scheme!r} needs the DJSCC curves ({DJSCC_FILE})")
+        return zf_wf_djscc(base, djscc)
     raise ValueError(f"scheme={scheme!r}; allowed: {', '.join(SCHEMES)}")
 
 
-def solve_schemes(base: MuAsccProblem, schemes: list[str], blocklength: int) -> dict[str, Solution | None]:
+def solve_schemes(base: MuAsccProblem, schemes: list[str], blocklength: int,
+                  djscc: DjsccBenchmark | None = None) -> dict[str, Solution | None]:
     """Every scheme's solution of ``base``; JRPB's multi-start plan is computed once for all."""
     best = optimise(base) if {"mu-ascc-best", "mu-ascc-ldpc"} & set(schemes) else None
-    return {scheme: solve(base, scheme, blocklength, best) for scheme in schemes}
+    return {scheme: solve(base, scheme, blocklength, best, djscc) for scheme in schemes}
+
+
+def _schemes(djscc: DjsccBenchmark | None, blocklength: int = BLOCKLENGTHS[0]) -> list[str]:
+    """The schemes to run: the practical ones at the first blocklength only, DJSCC given its curves."""
+    return [s for s in SCHEMES if (blocklength == BLOCKLENGTHS[0] or s not in PRACTICAL)
+            and (s != DJSCC or djscc is not None)]
+
+
+def _floats(values: np.ndarray) -> list[float | None]:
+    """float64 (K,) as a JSON list, NaN (no such quantity) as None."""
+    return [None if math.isnan(v) else float(v) for v in np.asarray(values, dtype=np.float64)]
 
 
 def row(solution: Solution | None) -> dict:
@@ -147,37 +194,38 @@ def row(solution: Solution | None) -> dict:
         return {"status": "infeasible", "weighted_distortion": None}
     return {"status": "ok", "weighted_distortion": solution.weighted_distortion,
             "du_ms_ssim": 1.0 - float(solution.distortion[0]), "su_accuracy": 1.0 - float(solution.distortion[1]),
-            "source_rates_bpp": solution.source_rates_bpp.tolist(),
-            "code_rates_bpcu": solution.code_rates_bpcu.tolist(), "powers_w": solution.powers_w.tolist(),
+            "source_rates_bpp": _floats(solution.source_rates_bpp),
+            "code_rates_bpcu": _floats(solution.code_rates_bpcu), "powers_w": solution.powers_w.tolist(),
             "sinr_db": (10 * np.log10(np.maximum(solution.sinr_linear, 1e-30))).tolist(),
-            "log10_ber": solution.log10_ber.tolist(),
+            "log10_ber": _floats(solution.log10_ber),
             "beams": np.stack([solution.beams.real, solution.beams.imag], axis=-1).tolist()}
 
 
-def power_sweep(tables, log=print) -> list[dict]:
+def power_sweep(tables, djscc: DjsccBenchmark | None = None, log=print) -> list[dict]:
     rows = []
     for blocklength in BLOCKLENGTHS:
         for power_dbw in POWERS_DBW:
             base = problem(tables, 10.0 ** (power_dbw / 10.0), PAPER_RATIO, blocklength)
-            schemes = [s for s in SCHEMES if blocklength == BLOCKLENGTHS[0] or s not in PRACTICAL]
-            for scheme, solution in solve_schemes(base, schemes, blocklength).items():
+            schemes = _schemes(djscc, blocklength)
+            for scheme, solution in solve_schemes(base, schemes, blocklength, djscc).items():
                 rows.append({"blocklength": blocklength, "power_dbw": power_dbw, "scheme": scheme, **row(solution)})
             log(f"power {power_dbw} dBW, L = {blocklength}: "
                 + ", ".join(f"{r['scheme']} {r['weighted_distortion']}" for r in rows[-len(schemes):]))
     return rows
 
 
-def ratio_sweep(tables, log=print) -> list[dict]:
+def ratio_sweep(tables, djscc: DjsccBenchmark | None = None, log=print) -> list[dict]:
     rows = []
+    schemes = _schemes(djscc)
     for ratio in RATIOS:
         base = problem(tables, PAPER_POWER_W, ratio, BLOCKLENGTHS[0])
-        for scheme, solution in solve_schemes(base, list(SCHEMES), BLOCKLENGTHS[0]).items():
+        for scheme, solution in solve_schemes(base, schemes, BLOCKLENGTHS[0], djscc).items():
             rows.append({"blocklength": BLOCKLENGTHS[0], "ratio": ratio, "scheme": scheme, **row(solution)})
-        log(f"ratio {ratio}: " + ", ".join(f"{r['scheme']} {r['weighted_distortion']}" for r in rows[-len(SCHEMES):]))
+        log(f"ratio {ratio}: " + ", ".join(f"{r['scheme']} {r['weighted_distortion']}" for r in rows[-len(schemes):]))
     return rows
 
 
-def region(tables) -> list[dict]:
+def region(tables, djscc: DjsccBenchmark | None = None) -> list[dict]:
     """The achievable (DU MS-SSIM, SU accuracy) points of MU-ASCC over DU weights at each of
     ``REGIONS`` (power W, DU bandwidth ratio; L = 256); the benchmarks do not depend on the weights."""
     rows = []
@@ -187,8 +235,9 @@ def region(tables) -> list[dict]:
             base = problem(tables, power_w, ratio, BLOCKLENGTHS[0], (w, 1.0 - w))
             rows.append({**where, "du_weight": w, "scheme": "mu-ascc-best", **row(optimise(base))})
         base = problem(tables, power_w, ratio, BLOCKLENGTHS[0])
-        for scheme in ("zf-wf-fixed", "zf-wf-adaptive", "zf-wf-ldpc"):
-            rows.append({**where, "du_weight": None, "scheme": scheme, **row(solve(base, scheme, BLOCKLENGTHS[0]))})
+        for scheme in [s for s in ("zf-wf-fixed", "zf-wf-adaptive", "zf-wf-ldpc", DJSCC) if s in _schemes(djscc)]:
+            rows.append({**where, "du_weight": None, "scheme": scheme,
+                         **row(solve(base, scheme, BLOCKLENGTHS[0], djscc=djscc))})
     return rows
 
 
@@ -212,6 +261,10 @@ def claims(power_rows: list[dict]) -> list[dict]:
     out += [_claim(power_rows, blocklength, "mu-ascc-best", "zf-wf-fixed",
                    f"the same with this testbed's multi-start JRPB (mu-ascc-best), L = {blocklength}", paper)
             for blocklength, paper in PAPER_REDUCTION_AT_8DBW.items()]
+    out += [_claim(power_rows, blocklength, ours, DJSCC,
+                   f"at 8 dBW and L = {blocklength}, {ours}'s weighted distortion is {100 * paper:.2f}% below "
+                   "ZF-WF-DJSCC (DJSCC trained at 10 dB)", paper)
+            for ours in ("mu-ascc", "mu-ascc-best") for blocklength, paper in PAPER_REDUCTION_VS_DJSCC_AT_8DBW.items()]
     out.append(_claim(power_rows, BLOCKLENGTHS[0], "mu-ascc-ldpc", "zf-wf-ldpc",
                       "at 8 dBW with the testbed's LDPC + QAM (remark 3.2), MU-ASCC's weighted distortion is below "
                       "ZF-WF with fixed schemes (16-QAM 1/2, QPSK 2/3)", None))
@@ -273,7 +326,8 @@ def markdown(result: dict) -> str:
               "| DU ratio | " + " | ".join(SCHEMES) + " |", "|---|" + "---|" * len(SCHEMES)]
     for ratio in RATIOS:
         at = {r["scheme"]: r for r in result["ratio"] if r["ratio"] == ratio}
-        lines.append(f"| {ratio:g} | " + " | ".join(_fmt(at[s]["weighted_distortion"]) for s in SCHEMES) + " |")
+        lines.append(f"| {ratio:g} | " + " | ".join(_fmt(at[s]["weighted_distortion"]) if s in at else "n/a"
+                                                    for s in SCHEMES) + " |")
     lines += ["", "## Achievable region (L = 256)", "",
               "| budget (W) | DU ratio | scheme | DU weight | DU MS-SSIM | SU accuracy | source rates (bpp) | powers (W) |",
               "|---|---|---|---|---|---|---|---|"]
@@ -281,7 +335,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['power_w_budget']:g} | {r['ratio']:g} | {r['scheme']} | {_fmt(r['du_weight'], 2)} | "
                      f"{_fmt(r.get('du_ms_ssim'))} | "
                      f"{_fmt(r.get('su_accuracy'))} | "
-                     f"{', '.join(f'{x:.3f}' for x in r.get('source_rates_bpp', []))} | "
+                     f"{', '.join(_fmt(x, 3) for x in r.get('source_rates_bpp', []))} | "
                      f"{', '.join(f'{x:.2f}' for x in r.get('powers_w', []))} |")
     lines += ["", "## Claims", ""]
     for c in result["claims"]:
@@ -316,7 +370,7 @@ def plot(result: dict, path: Path) -> None:
             axes[1].plot(*zip(*pts), marker="o", ms=3, label=scheme)
     for power_w, ratio in REGIONS:
         for scheme, marker in (("mu-ascc-best", "o-"), ("zf-wf-fixed", "s"), ("zf-wf-adaptive", "^"),
-                               ("zf-wf-ldpc", "v")):
+                               ("zf-wf-ldpc", "v"), (DJSCC, "D")):
             pts = sorted((r["du_ms_ssim"], r["su_accuracy"]) for r in result["region"] if r["scheme"] == scheme
                          and r["status"] == "ok" and (r["power_w_budget"], r["ratio"]) == (power_w, ratio))
             if pts:
@@ -341,7 +395,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     tables = measured_tables(args.tables)
-    result = {"power": power_sweep(tables), "ratio": ratio_sweep(tables), "region": region(tables),
+    djscc = DjsccBenchmark.load(args.tables / DJSCC_FILE)
+    result = {"power": power_sweep(tables, djscc), "ratio": ratio_sweep(tables, djscc),
+              "region": region(tables, djscc), "djscc_models": {
+                  role: djscc.models(role, ratio) for role, ratio in (("data", PAPER_RATIO),
+                                                     ("semantic", PAPER_RATIO * SU_RATIO_FACTOR))},
               "tables": {"du_rates_bpp": tables[0].rates_bpp.tolist(), "su_rates_bpp": tables[1].rates_bpp.tolist()}}
     if args.network is not None:
         result["network"] = network_rows(read_json(args.network))
