@@ -153,7 +153,7 @@ def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
             entry["psnr_db"] = -10 * math.log10(entry["mse"])
             window.clear()
             state["log"].append(entry)
-            state.update(model=model.state_dict(), optimizer=optimiser.state_dict(), phase=phase_index,
+            state.update(model=model.state_dict(), optimizer=optimiser.state_dict(), phase=phase_index, config=asdict(cfg),
                          np_rng=sampler.rng.bit_generator.state,
                          torch_rng=torch.get_rng_state(), seconds=time.monotonic() - started)
             atomic_torch_save(path, state)
