@@ -49,3 +49,21 @@ def test_complex_packing_round_trips():
     assert rows.shape == (3, 8, 128)
     assert torch.equal(rows[:, 0, :64], z[:, 0].flatten(1)) and torch.equal(rows[:, 0, 64:], z[:, 1].flatten(1))
     assert torch.equal(m.from_complex(rows), z)
+
+
+def test_the_adaptive_modules_start_as_the_identity_and_the_maps_carry_the_image():
+    """At init the context bias used to swamp the maps: across images the encoder's output
+    varied by 0.4% of its size and the decoder's by 2e-6, and training stalled at the mean
+    image (11.4 dB PSNR)."""
+    torch.manual_seed(3)
+    adapt = m.ChannelConditionAdaptive(32, 9)
+    x = torch.randn(2, 32, 8, 8)
+    assert torch.equal(adapt(x, _ctx(2, 4)), x)
+    enc, dec = m.SemanticEncoder(antennas=4), m.SemanticDecoder(antennas=4)
+    images = torch.rand(8, 3, 32, 32)
+    ctx = _ctx(1, 4).expand(8, -1)
+    with torch.no_grad():
+        z = enc(images, ctx)
+        out = dec(z, ctx)
+    assert float(z.std(dim=0).mean()) > 0.2 * float(z.abs().mean())
+    assert float(out.std(dim=0).mean()) > 1e-3

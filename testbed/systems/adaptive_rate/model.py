@@ -96,6 +96,9 @@ class ChannelConditionAdaptive(nn.Module):
             return nn.Sequential(nn.Linear(channels + context_size, hidden), nn.ReLU(), nn.Linear(hidden, channels))
 
         self.scale, self.bias = mlp(), mlp()
+        for head in (self.scale[-1], self.bias[-1]):  # start as the identity z' = z: the context
+            nn.init.zeros_(head.weight)                # bias would otherwise swamp the maps at init
+            nn.init.zeros_(head.bias)
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         summary = torch.cat([x.mean(dim=(2, 3)), ctx], dim=1)
@@ -142,6 +145,7 @@ class SemanticEncoder(nn.Module):
         self.attention = nn.ModuleList([CbamCsi(256, ctx) if attention else NoAttention() for _ in range(2)])
         self.adapt = nn.ModuleList([ChannelConditionAdaptive(256, ctx), ChannelConditionAdaptive(256, ctx)])
         self.out = nn.Conv2d(256, maps, 3, padding=1)
+        init_convolutions(self)
 
     def forward(self, images: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         x = self.cem(images)
@@ -165,12 +169,22 @@ class SemanticDecoder(nn.Module):
             nn.ConvTranspose2d(256, 128, 3, stride=2, padding=1, output_padding=1), nn.PReLU(128),
             nn.ConvTranspose2d(128, 64, 3, stride=2, padding=1, output_padding=1), nn.PReLU(64),
             nn.Conv2d(64, 3, 5, padding=2), nn.Sigmoid())
+        init_convolutions(self)
 
     def forward(self, maps: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         x = self.inp(self.mhsa(maps))
         for adapt, res in zip(self.adapt, self.res):
             x = res(adapt(x, ctx))
         return self.cdm(x)
+
+
+def init_convolutions(module: nn.Module) -> None:
+    """He initialisation for the PReLU stacks (PyTorch's default shrinks every un-normalised
+    layer's output by about sqrt(3), so after the CEM the maps were a tenth of their input)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(layer.weight, a=0.25, nonlinearity="leaky_relu")
+            nn.init.zeros_(layer.bias)
 
 
 def to_complex(maps: torch.Tensor) -> torch.Tensor:
