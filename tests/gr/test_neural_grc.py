@@ -118,6 +118,7 @@ def test_new_block_yaml_calls_existing_factory(block_id):
     if "model" in params:  # an editable combo box (string with options) of the registered models
         assert params["model"]["dtype"] == "string"
         assert set(params["model"]["options"]) == set(registry.names("model"))
+        assert len(params["model"]["option_labels"]) == len(params["model"]["options"])
         assert params["model"]["default"] == MODEL
 
 
