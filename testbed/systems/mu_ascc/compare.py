@@ -229,13 +229,14 @@ def region(tables, djscc: DjsccBenchmark | None = None) -> list[dict]:
     """The achievable (DU MS-SSIM, SU accuracy) points of MU-ASCC over DU weights at each of
     ``REGIONS`` (power W, DU bandwidth ratio; L = 256); the benchmarks do not depend on the weights."""
     rows = []
+    benchmarks = [s for s in ("zf-wf-fixed", "zf-wf-adaptive", "zf-wf-ldpc", DJSCC) if s in _schemes(djscc)]
     for power_w, ratio in REGIONS:
         where = {"power_w_budget": power_w, "ratio": ratio}
         for w in REGION_DU_WEIGHTS:
             base = problem(tables, power_w, ratio, BLOCKLENGTHS[0], (w, 1.0 - w))
             rows.append({**where, "du_weight": w, "scheme": "mu-ascc-best", **row(optimise(base))})
         base = problem(tables, power_w, ratio, BLOCKLENGTHS[0])
-        for scheme in [s for s in ("zf-wf-fixed", "zf-wf-adaptive", "zf-wf-ldpc", DJSCC) if s in _schemes(djscc)]:
+        for scheme in benchmarks:
             rows.append({**where, "du_weight": None, "scheme": scheme,
                          **row(solve(base, scheme, BLOCKLENGTHS[0], djscc=djscc))})
     return rows

@@ -39,6 +39,7 @@ from testbed.onnx.card import machine, write_card
 from testbed.onnx.export import OPSET, export_graph
 from testbed.runner.files import atomic_torch_save
 from testbed.systems.deepjscc.model import _Stage, through_channel
+from testbed.systems.mu_ascc.export import _Transform
 from testbed.systems.mu_ascc.semantic import DEFAULT_CKPT_DIR, IMAGE_PX
 
 LATENT_SIDE = IMAGE_PX // 4
@@ -172,17 +173,6 @@ def train(cfg: JsccConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1, 
     return {"model": model.eval(), "minutes": state["seconds"] / 60.0, "log": state["log"]}
 
 
-class _Part(nn.Module):
-    """``encode`` or ``decode`` of the model; the weights stay under ``model.``."""
-
-    def __init__(self, model: FashionJSCC, part: str) -> None:
-        super().__init__()
-        self.model, self.part = model, part
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return getattr(self.model, self.part)(x)
-
-
 def io_spec(k: int) -> dict[str, dict]:
     """The named inputs and outputs of both graphs (``"N"``: the dynamic batch axis)."""
     image = {"name": "image", "shape": ["N", 3, IMAGE_PX, IMAGE_PX], "dtype": "float32"}
@@ -199,7 +189,7 @@ def export(model: FashionJSCC, cfg: JsccConfig, out_dir: Path, *, minutes: float
     parts = {"jscc_encoder": "encode", "jscc_decoder": "decode"}
     paths = {}
     for role in ROLES:
-        path = export_graph(_Part(model.eval(), parts[role]), (examples[role],),
+        path = export_graph(_Transform(model.eval(), parts[role]), (examples[role],),
                             Path(out_dir) / f"{cfg.name()}.{role}.onnx", spec[role])
         write_card(path, {
             "name": cfg.name(), "system": "mu_ascc", "role": role, "file": path.name,
