@@ -1,5 +1,5 @@
-"""Adaptive-rate training: the paper's phases in proportion, freezing what they freeze, seeded
-and resumable."""
+"""Adaptive-rate training: the codec first on random decisions, then the policies, then the
+paper's phases in proportion, freezing what they freeze, seeded and resumable."""
 import pytest
 import torch
 
@@ -9,19 +9,37 @@ from testbed.systems.adaptive_rate import train as tr
 TINY = dict(users=2, antennas=2, batch=2)
 
 
-def test_phases_keep_the_papers_proportions_and_temperature_decays():
+def test_phases_keep_their_proportions_and_temperature_decays():
     cfg = tr.TrainConfig(steps=100, **TINY)
     names = [tr.phase_at(cfg, s)[1].name for s in range(100)]
-    assert [names.count(p.name) for p in tr.PHASES] == [30, 20, 30, 20]
+    assert [names.count(p.name) for p in tr.PHASES] == [40, 15, 25, 10, 10]
     assert tr.temperature_at(cfg, 0) == 5.0 and tr.temperature_at(cfg, 100) == pytest.approx(5.0 * 2.718281828 ** -5)
+
+
+def test_the_codec_phase_freezes_the_policies_and_the_policy_phase_the_codec():
+    model = tr.build(tr.TrainConfig(**TINY))
+    tr._optimiser(model, tr.PHASES[0])
+    trained = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trained == {"encoder", "decoder"} and tr.PHASES[0].explore
+    tr._optimiser(model, tr.PHASES[1])
+    assert {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad} == {"select", "prune"}
+
+
+def test_exploring_draws_every_map_count_and_ratio_and_never_no_map():
+    torch.manual_seed(0)
+    model = tr.build(tr.TrainConfig(**TINY))
+    images, csi = torch.rand(400, 3, 32, 32), torch.ones(400, 2, dtype=torch.complex64)
+    _, decision = model.transmit(images, csi, torch.full((400,), 10.0), 1.0, explore=True)
+    assert set(decision.selected.tolist()) == set(range(1, 9))
+    assert set(round(r, 1) for r in decision.ratio.tolist()) == {0.0, 0.2, 0.3, 0.4, 0.5}
 
 
 def test_fine_tuning_freezes_cem_and_p2_then_caem_and_p1():
     model = tr.build(tr.TrainConfig(**TINY))
-    tr._optimiser(model, tr.PHASES[2])
+    tr._optimiser(model, tr.PHASES[3])
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert frozen and all(n.startswith(("encoder.cem.", "prune.")) for n in frozen)
-    tr._optimiser(model, tr.PHASES[3])
+    tr._optimiser(model, tr.PHASES[4])
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert any(n.startswith("select.") for n in frozen) and not any(n.startswith("encoder.cem.") for n in frozen)
 
@@ -44,7 +62,16 @@ def test_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     resumed = tr.train(cfg, tmp_path / "b", log=lambda _: None)
     for (name, a), (_, b) in zip(whole["model"].state_dict().items(), resumed["model"].state_dict().items()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
-    assert [e["step"] for e in resumed["log"]] == [4, 8] and resumed["log"][0]["cpp"] > 0
+    assert [e["step"] for e in resumed["log"]] == [3, 4, 6, 7, 8]  # every 4 steps and each phase end and resumed["log"][0]["cpp"] > 0
+
+
+def test_a_run_with_another_alpha_starts_from_the_shared_codec(tmp_path):
+    first = tr.TrainConfig(steps=10, alpha=1e-4, **TINY)
+    tr.train(first, tmp_path, log=lambda _: None)
+    assert tr.codec_path(first, tmp_path).is_file()
+    lines = []
+    tr.train(tr.TrainConfig(steps=10, alpha=5e-5, **TINY), tmp_path, log=lines.append)
+    assert lines and " policy step 6/10" in lines[0]  # steps 4-5 are the policy phase; no codec step ran again
 
 
 def test_more_users_than_antennas_is_refused():

@@ -2,9 +2,14 @@
 
 ../shared/seeds/004_04072a72b64c0519.txt, Sec. III-E and IV-A: Adam with weight decay 5e-4;
 the whole model at lr 1e-3 (150 epochs), then 1e-4 (100); fine-tuning at 1e-5 with CEM and P2
-frozen (150), then CAEM and P1 frozen (100). Here the four phases keep those proportions of
-``steps`` (30/20/30/20 %). The Gumbel-softmax temperature is 5 e^(-0.01 epoch) with the epoch
-counted as the same fraction of the paper's 500. Each step: K users x ``batch`` random 32x32
+frozen (150), then CAEM and P1 frozen (100). Trained that way from scratch the policies
+collapsed to one choice at every SNR (docs/adaptive_rate.md): while the codec is still poor, the
+rate penalty outweighs any gain in MSE. So the first phase here trains the codec alone with
+random decisions (every rate, 40 % of ``steps`` at 1e-3), the second the policies alone on that
+codec (15 % at 1e-3), and then the paper's phases follow (25 % at 1e-4, 10 % and 10 % at 1e-5).
+The codec phase does not depend on alpha: its end state is saved once (:func:`codec_path`) and a
+run with another alpha starts from it. The Gumbel-softmax temperature is 5 e^(-0.01 epoch) with
+the epoch counted as the same fraction of the paper's 500. Each step: K users x ``batch`` random 32x32
 crops of the training photographs (CIFAR-10 cannot be had here; docs/adaptive_rate.md), one SNR
 per batch item uniform in [0, 25] dB, a fresh Rayleigh H per item, perfect or imperfect CSI.
 
@@ -47,11 +52,14 @@ class Phase:
     fraction: float
     lr: float
     frozen: tuple[str, ...]  # parameter-name prefixes kept fixed
+    explore: bool = False    # random decisions instead of the policies' (transceiver.run_users)
 
 
-PHASES = (Phase("whole", 0.3, 1e-3, ()), Phase("whole-low-lr", 0.2, 1e-4, ()),
-          Phase("freeze-cem-p2", 0.3, 1e-5, ("encoder.cem.", "prune.")),
-          Phase("freeze-caem-p1", 0.2, 1e-5, ("encoder.res.", "encoder.attention.", "encoder.adapt.",
+PHASES = (Phase("codec", 0.4, 1e-3, ("select.", "prune."), explore=True),
+          Phase("policy", 0.15, 1e-3, ("encoder.", "decoder.")),
+          Phase("whole-low-lr", 0.25, 1e-4, ()),
+          Phase("freeze-cem-p2", 0.1, 1e-5, ("encoder.cem.", "prune.")),
+          Phase("freeze-caem-p1", 0.1, 1e-5, ("encoder.res.", "encoder.attention.", "encoder.adapt.",
                                               "encoder.out.", "select.")))
 
 
@@ -82,6 +90,11 @@ class TrainConfig:
         off = [f for f in ("entropy", "attention", "feedback", "pruning") if not getattr(self, f)]
         tags = "".join(f"-no{f}" for f in off) + ("-imperfect" if self.imperfect_csi else "")
         return f"adaptive-k{self.users}-m{self.antennas}-a{self.alpha:g}{tags}-seed{self.seed}-{self.steps}steps"
+
+
+def codec_path(cfg: TrainConfig, ckpt_dir: Path) -> Path:
+    """Checkpoint at the end of the codec phase, shared by the runs that differ only in alpha."""
+    return Path(ckpt_dir) / f"{cfg.name().replace(f'-a{cfg.alpha:g}', '-codec', 1)}.ckpt"
 
 
 def build(cfg: TrainConfig) -> AdaptiveRateUser:
@@ -120,8 +133,9 @@ def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
     model = build(cfg)
     sampler = CropSampler(photo_corpus("train"), np.random.default_rng(cfg.seed), size=32)
     state = {"step": 0, "seconds": 0.0, "log": [], "optimizer": None}
-    if path.is_file():
-        state = torch.load(path, weights_only=False)
+    start = path if path.is_file() else codec_path(cfg, ckpt_dir)
+    if start.is_file():
+        state = torch.load(start, weights_only=False)
         model.load_state_dict(state["model"])
         sampler.rng.bit_generator.state = state["np_rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -140,14 +154,15 @@ def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
         images = sampler.batch(cfg.users * cfg.batch).reshape(cfg.users, cfg.batch, 3, 32, 32)
         snr_db = torch.from_numpy(sampler.rng.uniform(*SNR_RANGE_DB, cfg.batch)).float()
         recon, decisions = run_users(model, images, snr_db, cfg.antennas, cfg.imperfect_csi,
-                                     temperature_at(cfg, state["step"]))
+                                     temperature_at(cfg, state["step"]), explore=now.explore)
         total, parts = loss(images, recon, decisions, cfg.alpha, beta)
         optimiser.zero_grad()
         total.backward()
         optimiser.step()
         state["step"] += 1
         window.append({**parts, "cpp": float(torch.cat([d.cpp() for d in decisions]).mean())})
-        if state["step"] % CHECKPOINT_STEPS == 0 or state["step"] == cfg.steps:
+        boundary = phase_at(cfg, state["step"])[0] != index or state["step"] == cfg.steps
+        if state["step"] % CHECKPOINT_STEPS == 0 or boundary:
             entry = {"step": state["step"], "phase": now.name,
                      **{k: float(np.mean([w[k] for w in window])) for k in window[0]}}
             entry["psnr_db"] = -10 * math.log10(entry["mse"])
@@ -157,6 +172,8 @@ def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
                          np_rng=sampler.rng.bit_generator.state,
                          torch_rng=torch.get_rng_state(), seconds=time.monotonic() - started)
             atomic_torch_save(path, state)
+            if boundary and now.name == "codec":
+                atomic_torch_save(codec_path(cfg, ckpt_dir), state)
             log(f"{cfg.name()} {now.name} step {entry['step']}/{cfg.steps}: "
                 + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if isinstance(v, float)))
     model.eval()
