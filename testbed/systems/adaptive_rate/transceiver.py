@@ -76,24 +76,33 @@ class AdaptiveRateUser(nn.Module):
         self.register_buffer("ratios", torch.tensor(rc.PRUNING_RATIOS))
 
     def transmit(self, images: torch.Tensor, csi: torch.Tensor, snr_db: torch.Tensor,
-                 tau: float, explore: bool = False) -> tuple[torch.Tensor, UserDecision]:
+                 tau: float, explore: bool = False, fixed: tuple[int, int] | None = None
+                 ) -> tuple[torch.Tensor, UserDecision]:
         """images (B, 3, 32, 32), csi complex (B, M), snr_db (B,) -> (rows (B, C/2, 2L) of
         what is sent, zeros elsewhere, decision). Without feedback (the ablation) the transmitter
         sees zeros for the CSI and the SNR. With ``explore`` the policies are bypassed: every
         image gets a uniformly random number of maps (1 .. C/2) and pruning ratio, so that the
-        codec learns every rate before the policies learn to choose one (train.py)."""
+        codec learns every rate before the policies learn to choose one (train.py). With ``fixed``
+        = (maps, pruning ratio index) every image gets that decision (the fixed-rate baseline)."""
         if not self.feedback:
             csi, snr_db = torch.zeros_like(csi), torch.zeros_like(snr_db)
         z0 = self.encoder(images, context(csi, snr_db))
         entropy = rc.entropy_2d(z0, soft=True)
         weights = rc.normalised_entropy(entropy) if self.entropy else torch.zeros_like(entropy)
-        select = _uniform(images.shape[0], z0.shape[1] // 2, z0.shape[1] // 2 + 1, z0) if explore else \
-            rc.sample_one_hot(self.select(z0, weights, csi, snr_db), tau)
+        half, n = z0.shape[1] // 2, images.shape[0]
+        if fixed is not None:
+            select = _constant(n, half - fixed[0], half + 1, z0)
+        else:
+            select = _uniform(n, half, half + 1, z0) if explore else \
+                rc.sample_one_hot(self.select(z0, weights, csi, snr_db), tau)
         mask = rc.thermometer(select)                                                          # (B, C/2)
         z1 = to_complex(z0) * mask[..., None]
         if self.pruning:
-            choice = _uniform(images.shape[0], len(self.ratios), len(self.ratios), z0) if explore else \
-                rc.sample_one_hot(self.prune(z1, csi, snr_db), tau)                            # (B, T)
+            if fixed is not None:
+                choice = _constant(n, fixed[1], len(self.ratios), z0)
+            else:
+                choice = _uniform(n, len(self.ratios), len(self.ratios), z0) if explore else \
+                    rc.sample_one_hot(self.prune(z1, csi, snr_db), tau)                        # (B, T)
             keeps = rc.keep_masks(z1)
             kept = (choice[:, :, None, None] * keeps).sum(1) * mask[..., None]                 # straight-through
             ratio, pruning = choice @ self.ratios, 1.0 - choice[:, 0]
@@ -114,6 +123,11 @@ def _uniform(batch: int, drawn: int, classes: int, like: torch.Tensor) -> torch.
     return torch.nn.functional.one_hot(torch.randint(0, drawn, (batch,)), classes).to(like.dtype)
 
 
+def _constant(batch: int, hot: int, classes: int, like: torch.Tensor) -> torch.Tensor:
+    """(batch, classes) one-hots, all hot at ``hot``."""
+    return torch.nn.functional.one_hot(torch.full((batch,), hot), classes).to(like.dtype)
+
+
 def to_symbols(rows: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
     """Rows (B, C/2, 2L) -> complex symbols (B, C/2 * L) with unit mean power over the sent ones
     (a complex symbol counts as sent when either of its two reals is)."""
@@ -132,18 +146,21 @@ def from_symbols(symbols: torch.Tensor, power: torch.Tensor, maps_half: int) -> 
 
 
 def run_users(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tensor, antennas: int,
-              imperfect: bool, tau: float, generator: torch.Generator | None = None, explore: bool = False
+              imperfect: bool, tau: float, generator: torch.Generator | None = None, explore: bool = False,
+              channel: uplink_channel.UplinkDraw | None = None, fixed: tuple[int, int] | None = None
               ) -> tuple[torch.Tensor, list[UserDecision]]:
     """K users' images (K, B, 3, 32, 32) through one shared uplink per batch item at snr_db (B,);
-    ``explore``: random decisions (:meth:`AdaptiveRateUser.transmit`).
+    ``explore``: random decisions (:meth:`AdaptiveRateUser.transmit`); ``channel``: these draws
+    (e.g. a network run's H) instead of fresh Rayleigh ones; ``fixed``: one decision for all
+    (:meth:`AdaptiveRateUser.transmit`).
 
     Returns the reconstructions (K, B, 3, 32, 32) and each user's decision.
     """
     users, batch = images.shape[:2]
-    draw = uplink_channel.draw(batch, antennas, users, snr_db, imperfect, generator)
+    draw = channel or uplink_channel.draw(batch, antennas, users, snr_db, imperfect, generator)
     sent, decisions, powers = [], [], []
     for k in range(users):
-        rows, decision = model.transmit(images[k], draw.h_hat[:, :, k], snr_db, tau, explore)
+        rows, decision = model.transmit(images[k], draw.h_hat[:, :, k], snr_db, tau, explore, fixed)
         symbols, power = to_symbols(rows, decision.kept)
         sent.append(symbols)
         decisions.append(decision)
