@@ -30,14 +30,15 @@ def _user_batches(images: np.ndarray, users: int) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: AdaptiveRateUser, images: np.ndarray, snr_db: float, users: int, antennas: int,
-             imperfect_csi: bool = False, seed: int = 0) -> list[dict]:
+             imperfect_csi: bool = False, seed: int = 0, fixed: tuple[int, int] | None = None) -> list[dict]:
     """One row per user: {"user", "snr_db", "psnr_db", "cpp", "selected_maps", "pruning_ratio"}
-    (means over the user's images)."""
+    (means over the user's images); ``fixed`` = (maps, pruning ratio index) replaces the
+    policies' decisions by that one."""
     model.eval()
     batches = _user_batches(images, users)
     generator = torch.Generator().manual_seed(hash((seed, round(snr_db * 100), users)) % 2**31)
     snr = torch.full((batches.shape[1],), float(snr_db))
-    recon, decisions = run_users(model, batches, snr, antennas, imperfect_csi, 0.0, generator)
+    recon, decisions = run_users(model, batches, snr, antennas, imperfect_csi, 0.0, generator, fixed=fixed)
     rows = []
     for k, d in enumerate(decisions):
         rows.append({"user": k, "snr_db": float(snr_db),

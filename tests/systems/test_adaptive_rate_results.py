@@ -1,0 +1,50 @@
+"""The adaptive-rate baselines of docs/results: matched decisions, the LMMSE de-biasing, the
+deep JSCC and digital baselines react to the SNR as they must (small inputs, shipped models)."""
+import numpy as np
+import pytest
+
+from testbed.data.images import held_out_crops, tile
+from testbed.systems.adaptive_rate import rate_control as rc
+from testbed.systems.adaptive_rate import results as res
+from testbed.systems.deepjscc.codec import NeuralImageCodec
+from testbed.systems.digital.bler import BlerTable
+
+
+def test_the_nearest_decision_has_the_nearest_cpp():
+    for target in (0.05, 0.2, 0.363, 0.5):
+        maps, r = res.nearest_decision(target)
+        kept = int(round((1 - rc.PRUNING_RATIOS[r]) * 128))
+        got = rc.cpp(maps, kept, 128, 32, 32)
+        assert all(abs(got - target) <= abs(rc.cpp(m, int(round((1 - q) * 128)), 128, 32, 32) - target) + 1e-12
+                   for m in range(1, 9) for q in rc.PRUNING_RATIOS)
+    assert res.nearest_decision(0.5) == (8, 0)
+
+
+def test_debiased_lmmse_passes_each_stream_with_unit_gain():
+    rng = np.random.default_rng(0)
+    h, h_hat, noise = res._channels(5, 3, 10.0, False, rng)
+    w, sinr = res._lmmse(h, h_hat, noise)
+    gains = np.einsum("nkm,nmj->nkj", w, h)
+    np.testing.assert_allclose(np.diagonal(gains, axis1=1, axis2=2), 1.0, atol=1e-9)
+    assert sinr.shape == (5, 3) and np.all(sinr > 0)
+
+
+@pytest.fixture(scope="module")
+def crop():
+    return held_out_crops()[0][1][:, :64, :64]
+
+
+def test_deep_jscc_baseline_improves_with_snr(crop):
+    codec = NeuralImageCodec("adjscc-r12")
+    tiles = tile(crop, 32)[None].repeat(2, 0)  # (K = 2, 4 tiles)
+    low, high = (res.deepjscc_point(codec, tiles, 2, snr, False, 0) for snr in (-5.0, 20.0))
+    assert high > low + 3.0 and high > 22.0
+
+
+def test_digital_baseline_arrives_at_high_snr_and_collapses_at_low():
+    table = BlerTable.load()
+    crop = held_out_crops()[0][1][:, :128, :128]  # 1 kB at 0.5 bit per pixel: more than the codec's headers
+    high = res.digital_point([crop], 0.5, 2, 25.0, False, 0, table)
+    low = res.digital_point([crop], 0.5, 4, -10.0, False, 0, table)
+    assert high["arrived"] == 1.0 and high["psnr_db"] > 25.0
+    assert low["arrived"] < 0.2 and low["psnr_db"] < high["psnr_db"] - 10.0
