@@ -16,8 +16,10 @@ numpy and torch faces get from :func:`~testbed.channels.realization.generate_mat
 
 At run time (the control port of the GNU Radio channel block) a link can be replaced
 (:meth:`ChannelMatrixEmulator.set_link`), a receiver's noise changed
-(:meth:`~ChannelMatrixEmulator.set_noise_var`) and the phases of a software IRS
-(:mod:`testbed.channels.irs`) set; each change takes effect at the next output sample and is
+(:meth:`~ChannelMatrixEmulator.set_noise_var`), the phases of a software IRS
+(:mod:`testbed.channels.irs`) set, and the links without a coherence time moved to another
+fading block (:meth:`~ChannelMatrixEmulator.set_fading_block`: one block per batch, the closed
+CSI loop of the runner); each change takes effect at the next output sample and is
 logged with that sample's index, and :meth:`~ChannelMatrixEmulator.realised_h` gives genie CSI.
 
 The linear part (timing-offset interpolator convolved with the taps), the fading law and the CFO
@@ -61,9 +63,10 @@ class LinkImpairment:
     Parameters:
         spec: the link.
         flat: the flat coefficient of fading block b (output samples b * coherence_samples ..
-            (b + 1) * coherence_samples - 1; one block 0 when coherence_samples is 0), e.g.
-            :func:`fading`. It is evaluated once per block and cached.
+            (b + 1) * coherence_samples - 1; one block, ``fading_block``, when coherence_samples
+            is 0), e.g. :func:`fading`. It is evaluated once per block and cached.
         start: index of the first output sample (a link rebuilt mid-stream keeps the numbering).
+        fading_block: the block of a link whose coherence_samples is 0 (:meth:`set_fading_block`).
 
     Attributes:
         delay_samples: total delay of the stream (input sample t appears at output
@@ -71,8 +74,9 @@ class LinkImpairment:
         sample: index of the next output sample.
     """
 
-    def __init__(self, spec: ChannelSpec, flat: FlatCoefficient, start: int = 0) -> None:
+    def __init__(self, spec: ChannelSpec, flat: FlatCoefficient, start: int = 0, fading_block: int = 0) -> None:
         self.spec = spec
+        self.fading_block = fading_block
         resp = response(spec)
         self._fir = resp.fir
         self._prepend = max(resp.shift, 0)
@@ -99,7 +103,13 @@ class LinkImpairment:
     def block_of(self, sample: int) -> int:
         """Fading block index of output sample ``sample``."""
         coherence = self.spec.coherence_samples
-        return sample // coherence if coherence else 0
+        return sample // coherence if coherence else self.fading_block
+
+    def set_fading_block(self, block: int) -> None:
+        """From the next output sample on, a link whose coherence_samples is 0 takes fading block
+        ``block``; a link with its own coherence time keeps its blocks by output sample."""
+        self.fading_block = block
+        self.refresh()
 
     def same_geometry(self, spec: ChannelSpec) -> bool:
         """Whether ``spec`` has this link's delay and taps (so its delay line carries over)."""
@@ -237,6 +247,7 @@ class ChannelMatrixEmulator:
         else:
             self.noise_var = _check_noise_vars(noise_var, n_rx)
         self.changes: list[dict[str, Any]] = []
+        self.fading_block = 0
         self.h_log: collections.deque[tuple[int, np.ndarray]] | None = None
         self.sample = self.samples_in = self.samples_out = 0
         if log_h:
@@ -290,7 +301,7 @@ class ChannelMatrixEmulator:
         link, flat = self.links[j][i], self._flat(j, i, spec)
         rebuilt = not link.same_geometry(spec)
         if rebuilt:
-            self.links[j][i] = LinkImpairment(spec, flat, start=self.sample)
+            self.links[j][i] = LinkImpairment(spec, flat, start=self.sample, fading_block=self.fading_block)
         else:
             link.retune(spec, flat)
         change = {"sample": self.sample, "what": "set_link", "rx": j, "tx": i, "spec": spec, "rebuilt": rebuilt}
@@ -313,6 +324,20 @@ class ChannelMatrixEmulator:
         for j, i in self.irs_links:
             self.links[j][i].refresh()
         self._record({"sample": self.sample, "what": "set_irs_phases", "phases": self.irs.phases.tolist()})
+
+    def set_fading_block(self, block: int) -> None:
+        """From the next output sample on, every link whose coherence_samples is 0 takes its flat
+        coefficient from fading block ``block`` (``draw_block(spec, seed, j, i, block)``, or the
+        cascaded IRS h of that block); links with coherence_samples > 0 keep their own blocks,
+        numbered by output sample, and links that do not fade stay as they are. ConfigError
+        unless ``block`` is an integer >= 0."""
+        if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 0:
+            raise ConfigError(f"channel control set_fading_block block {block!r} is invalid; allowed: an integer >= 0")
+        self.fading_block = int(block)
+        for row in self.links:
+            for link in row:
+                link.set_fading_block(self.fading_block)
+        self._record({"sample": self.sample, "what": "set_fading_block", "block": self.fading_block})
 
     def _flat(self, j: int, i: int, spec: ChannelSpec) -> FlatCoefficient:
         """Flat coefficient of link (j, i) per fading block: counter-based fading or cascaded IRS h."""

@@ -86,7 +86,7 @@ class Scenario(BaseModel):
     images: str = "default"
     max_images: int = Field(default=0, ge=0)
     batches: int = Field(default=1, ge=1, le=100000)
-    adapt: Literal["nominal", "feedback"] = "nominal"
+    adapt: Literal["nominal", "feedback", "closed_loop"] = "nominal"
     timeout_s: float = Field(default=300.0, gt=0)
     record: str = ""  # a folder: every RX node records its samples there as SigMF (testbed.recordings)
 
@@ -186,13 +186,63 @@ def scenario_from_dict(data: dict[str, Any], source: str = "scenario") -> Scenar
     system = registry.get("system", scenario.system)
     system.validate_params(scenario.system_params, source)
     topo = scenario.network()
-    problems = [f"{source}: {p}" for p in _user_image_problems(scenario, precodes(system))]
+    problems = [f"{source}: {p}" for p in
+                _user_image_problems(scenario, precodes(system)) + closed_loop_problems(scenario)]
     for user in topo.users:
         params = system.validate_params({**scenario.system_params, **user.params}, f"{source}: user {user.name}")
         problems += [f"{source}: user {user.name}: {p}" for p in system.check_link(params, topo.link(user.tx, user.rx))]
     if problems:
         raise ConfigError("\n".join(problems))
     return scenario
+
+
+CLOSED_LOOP_ALLOWED = ("allowed: adapt nominal or feedback, or closed_loop on a MU-MIMO uplink (two or more "
+                       "single-antenna TX nodes, every user received at one RX node with several antennas) "
+                       "over virtual radios (zmq)")
+
+
+def closed_loop_problems(scenario: Scenario) -> list[str]:
+    """Why ``adapt: closed_loop`` cannot run ``scenario`` (none for another ``adapt``): it needs
+    the MU-MIMO uplink (every TX node single-antenna, in stream mode towards one multi-antenna
+    RX node), virtual radios (over the air it is not supported yet) and no ``record`` (a replay
+    would take the probe frames for data)."""
+    if scenario.adapt != "closed_loop":
+        return []
+    topo = scenario.network()
+    field = "adapt = 'closed_loop'"
+    problems = []
+    rxs = sorted({u.rx for u in topo.users})
+    if len(rxs) != 1:
+        problems.append(f"{field}: the users are received at RX nodes {rxs}; {CLOSED_LOOP_ALLOWED}")
+    elif topo.node(rxs[0]).antennas < 2:
+        problems.append(f"{field}: RX node {rxs[0]} has 1 antenna; {CLOSED_LOOP_ALLOWED}")
+    senders = {u.tx for u in topo.users}
+    if len(senders) < 2:
+        problems.append(f"{field}: {len(senders)} TX node sends; {CLOSED_LOOP_ALLOWED}")
+    for node in topo.tx_nodes():
+        if node.antennas != 1:
+            problems.append(f"{field}: TX node {node.name} has {node.antennas} antennas; {CLOSED_LOOP_ALLOWED}")
+        if node.name not in senders:
+            problems.append(f"{field}: TX node {node.name} has no user; {CLOSED_LOOP_ALLOWED}")
+    for node in topo.nodes:
+        try:
+            backend = radio_config(node.radio).backend
+        except ConfigError:  # reported by _check_network
+            continue
+        if backend != "zmq":
+            problems.append(f"{field}: node {node.name} has radio {node.radio!r} ({backend}); over the air the "
+                            f"closed loop is not supported yet; allowed: virtual radios (zmq)")
+    if scenario.record:
+        problems.append(f"record = {scenario.record!r} with {field}: a replay would take the probe frames for "
+                        "data; allowed: record with adapt nominal or feedback")
+    return problems
+
+
+def check_closed_loop(scenario: Scenario) -> None:
+    """ConfigError with every :func:`closed_loop_problems` of ``scenario``, one a line."""
+    problems = closed_loop_problems(scenario)
+    if problems:
+        raise ConfigError("\n".join(f"{scenario.name}: {p}" for p in problems))
 
 
 def _image_set_problem(field: str, name: str) -> str | None:

@@ -8,6 +8,8 @@ method :meth:`ChannelBlock.control` with the same dicts):
         partial update of link TX i -> RX j: any ChannelSpec field, the others kept
     {"cmd": "set_noise", "rx": j, "noise_var": v}      RX stream j's noise variance per sample
     {"cmd": "set_irs", "phases": [phi_0, ...]}         IRS element phases in radians
+    {"cmd": "set_fading_block", "block": b}            links with coherence_samples 0 take fading
+                                                       block b (ChannelMatrixEmulator.set_fading_block)
 
 Commands are queued and applied at the start of the next ``work()`` call, in order, so each lands
 at an output sample index that ``emulator.changes`` records. A malformed command is counted in
@@ -32,7 +34,7 @@ from testbed.errors import ConfigError
 
 CONTROL_PORT = "control"
 CONTROL_ERRORS_KEPT = 20
-COMMANDS = ("set_link", "set_noise", "set_irs")
+COMMANDS = ("set_link", "set_noise", "set_irs", "set_fading_block")
 _SPEC_FIELDS = tuple(field.name for field in dataclasses.fields(ChannelSpec))
 
 
@@ -118,6 +120,9 @@ class ChannelBlock(gr.sync_block):
         elif cmd == "set_noise":
             _require(cmd, fields, ("rx", "noise_var"), ("rx", "noise_var"))
             self.emulator.set_noise_var(_integer("rx", fields["rx"]), fields["noise_var"])
+        elif cmd == "set_fading_block":
+            _require(cmd, fields, ("block",), ("block",))
+            self.emulator.set_fading_block(_integer("block", fields["block"]))
         else:
             _require(cmd, fields, ("phases",), ("phases",))
             self.emulator.set_irs_phases(fields["phases"])

@@ -62,11 +62,18 @@ SLOT_TOLERANCE = 16
 class MimoReceivedFrame(ReceivedFrame):
     """One stream of a multi-stream frame. ``snr_est_db`` is the post-LMMSE SINR estimate (of
     the mean error over data carriers); ``sinr_db`` float32 (48,) its value per data carrier;
-    ``start`` the absolute sample index where this stream's frame begins."""
+    ``start`` the absolute sample index where this stream's frame begins; ``h_est`` complex64
+    (M,) this stream's LS channel column, flat: the mean over the used carriers of its LTF
+    channel at its own slot's timing (its arrival delay and the FFT window's advance undone, so
+    a stream arriving after the earliest is not smeared by the slope the common FFT window of
+    the payload gives it), its phase that at the slot's CFO reference sample; ``noise_var_est``
+    the noise variance per carrier (float) the LMMSE used."""
 
     stream: int = 0
     n_streams: int = 1
     sinr_db: np.ndarray | None = None
+    h_est: np.ndarray | None = None
+    noise_var_est: float | None = None
 
 
 @dataclass
@@ -341,15 +348,25 @@ class MimoFrameReceiver(ReceiverSettings):
                 self.counters.other_flows += 1
             elif frame.fmts[j] is not None:
                 w, var = mmse_rows(h[:, :, i : i + 1], stream_covariance(h, no, cfos, i, self.layout.params))
-                out.append(self._stream(frame, j, w[:, 0], var[:, 0]))
+                out.append(self._stream(frame, j, w[:, 0], var[:, 0], self._flat_column(frame.slots[j].h), no))
         return out
+
+    def _flat_column(self, h: np.ndarray) -> np.ndarray:
+        """The flat channel column complex64 (M,) of one stream's LTF channel h complex (M, 52)
+        at its own slot's timing: the mean over the used carriers once the FFT window's advance
+        by ``backoff`` samples (a linear phase across the carriers) is undone."""
+        params = self.layout.params
+        advance = np.exp(2j * np.pi * np.asarray(params.used, np.float64) * self.backoff / params.fft_len)
+        return np.mean(h * advance[None, :], axis=1).astype(np.complex64)
 
     def _mine(self, header: Header) -> bool:
         """Whether a stream with this header is detected here (``flows``)."""
         return self.flows is None or header.user in self.flows
 
-    def _stream(self, frame: _Frame, stream: int, w: np.ndarray, var: np.ndarray) -> MimoReceivedFrame:
-        """Detect one stream with its LMMSE rows w complex64 (52, M) of output variance var (52,)."""
+    def _stream(self, frame: _Frame, stream: int, w: np.ndarray, var: np.ndarray, h_est: np.ndarray,
+                no: float) -> MimoReceivedFrame:
+        """Detect one stream with its LMMSE rows w complex64 (52, M) of output variance var (52,),
+        computed from noise variance ``no``; ``h_est`` complex64 (M,) its flat channel column."""
         lay, params = self.layout, self.layout.params
         slot, fmt = frame.slots[stream], frame.fmts[stream]
         hdr = slot.header
@@ -366,7 +383,7 @@ class MimoFrameReceiver(ReceiverSettings):
         data_var = var[np.searchsorted(np.asarray(params.used), np.asarray(params.data))]
         snr = float(-10 * np.log10(max(np.mean(data_var), 1e-30)))
         common = dict(header=hdr, fmt=fmt, start=self._slot_start(slot) - stream * slot_len(lay), snr_est_db=snr,
-                      cfo=slot.cfo, stream=stream, n_streams=n_streams,
+                      cfo=slot.cfo, stream=stream, n_streams=n_streams, h_est=h_est, noise_var_est=no,
                       sinr_db=(-10 * np.log10(np.maximum(data_var, 1e-30))).astype(np.float32))
         self.counters.frames += 1
         if fmt.analog:

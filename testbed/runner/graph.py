@@ -145,7 +145,7 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
             "sample_rate_sps": sample_rate_sps, "antennas": node.antennas, "radio": _radio_spec(scenario, node, air),
             "inputs": [rx_addr[(node.name, a)] for a in range(node.antennas) if not air], "users": users,
             "own_flows": any(u["name"] in beamformed for u in users),
-            "feedback": sorted({feedback[u["tx"]] for u in users}),
+            "feedback": sorted({feedback[u["tx"]] for u in users}), "adapt": scenario.adapt,
             "record": _record_spec(scenario, node, name)})
     if air:
         return graph

@@ -4,11 +4,13 @@ flowgraph and a control server, started once per scenario and stepped over the c
 ``python -m testbed.runner.proc ROLE SPEC.json STATUS.json``.
 
 - ``tx_node``: loads its system's encoder; ``encode`` (images in the request, SNR as CSI or the
-  RX's feedback) frames a batch, ``send`` pads it to the batch length and streams it out of
-  ``BatchSource`` -> one gr-zeromq push_sink per antenna.
+  RX's feedback; with ``adapt: closed_loop`` the channel column and SNR fed back on this batch's
+  probe) frames a batch, ``probe`` frames the batch's probe (closed loop), ``send`` pads either
+  to the batch length and streams it out of ``BatchSource`` -> one gr-zeromq push_sink per antenna.
 - ``rx_node``: pull_source -> ``ReceiverSink``; ``collect`` waits until the batch's last sample
   has arrived, runs every user's decoder on that user's frames and replies per-user results;
-  it feeds the measured SNR back to its TXs.
+  it feeds the measured SNR back to its TXs (closed loop: ``collect {probe: true}`` feeds back
+  the channel column and SNR of each flow's probe, and runs no decoder).
 - ``channel_node``: pull_source per TX antenna -> ``ChannelBlock`` -> push_sink per RX antenna;
   ``control`` changes links, noise and IRS phases at a logged sample.
 
@@ -34,18 +36,21 @@ from testbed.gr.receiver import ReceiverSink
 from testbed.gr.zmq_source import ZmqPullSource
 from testbed.errors import FrameError, RadioError
 from testbed.onnx.card import sha256_file
-from testbed.phy.frame import FrameLayout, Framer, slot_padding
+from testbed.phy.frame import FrameJob, FrameLayout, Framer, slot_padding
 from testbed.phy.mimo_frame import MultiStreamFramer, beamformed_frame, frame_stream, payload_symbols
+from testbed.phy.payload import PayloadFormat
 from testbed.phy.precoding import grid_precoder, zero_forcing
 from testbed.phy.receiver import ReceivedFrame
 from testbed.recordings.sigmf_meta import data_path, write_meta
 from testbed.runner.chain import GAP_SAMPLES
 from testbed.runner.decoding import decode_users
 from testbed.runner.control import Arrays, ControlServer, FeedbackReceiver, FeedbackSender
-from testbed.systems.base import Precoded
+from testbed.systems.base import Precoded, uses_csi
 
 BUFFER_ITEMS = 1 << 16
 FEEDBACK_WAIT_S = 2.0
+PROBE_FORMAT = PayloadFormat("qpsk", "ldpc_648_1_2")
+PROBE_BYTES = 8  # the batch number, big-endian: a probe of another batch is not this one's
 Reply = tuple[dict[str, Any], Arrays]
 
 
@@ -101,7 +106,8 @@ class TxProgram:
         self.jobs: dict[int, list] = {}
         self.weights: np.ndarray | None = None  # beamformed: complex (Nt, K) from encode_precoded
         self.feedback = FeedbackReceiver(spec["feedback"], spec["token"]) if spec.get("feedback") else None
-        self.frames_sent = self.batches = self.clipped = 0
+        self.frames_sent = self.batches = self.probes = self.clipped = 0
+        self.probing = False  # the pending waveform is a probe (closed loop)
         self.events = None  # the radio's event counter (testbed.gr.radio_events), set by run_tx_node
         self.radio = None  # over the air: (backend, sink block), set by run_tx_node
 
@@ -118,19 +124,59 @@ class TxProgram:
             return float(msg["snr_db"]), "nominal"
         return min(float(m["snr_db"]) for m in fb.latest.values()), "feedback"
 
+    def probe_csi(self, msg: dict) -> tuple[np.ndarray | None, float, str]:
+        """closed_loop: (this TX's channel column complex128 (M,) as the RX estimated it from
+        this batch's probe, the common SNR fed back, "probe"), waiting up to ``FEEDBACK_WAIT_S``
+        for that feedback; (None, the nominal SNR, "nominal") when this TX's probe did not come
+        through (lost or failed its CRC) or no feedback came."""
+        batch, flow = int(msg["batch"]), str(self.spec["flows"][0])
+        deadline = time.monotonic() + FEEDBACK_WAIT_S
+        while (fb := self._probe_feedback(batch)) is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        if fb is None or flow not in fb["flows"]:
+            return None, float(msg["snr_db"]), "nominal"
+        csi = np.asarray(fb["flows"][flow]["csi"], np.float64)
+        return csi[:, 0] + 1j * csi[:, 1], float(fb["snr_db"]), "probe"
+
+    def _probe_feedback(self, batch: int) -> dict | None:
+        """The feedback on the probe of ``batch`` (a message with ``flows``), or None yet."""
+        latest = list(self.feedback.latest.values()) if self.feedback else []
+        return next((m for m in latest if "flows" in m and int(m["batch"]) == batch), None)
+
     def encode(self, msg: dict, arrays: Arrays) -> Reply:
         """Encode the batch once; every flow of this TX carries it (header ``user`` = flow). A
-        beamformed TX encodes each user's own batch instead (:meth:`encode_beams`)."""
+        beamformed TX encodes each user's own batch instead (:meth:`encode_beams`). In the closed
+        loop a system with ``encode_with_csi`` gets the fed-back channel column too; the reply's
+        ``csi`` is that column as [re, im] pairs (M,), or None."""
         if self.spec["mode"] == "beamformed":
             return self.encode_beams(msg, arrays)
         items = [(name, arrays[f"image/{name}"]) for name in msg["items"]]
-        snr_db, origin = self.csi_snr_db(msg)
-        encoded = self.system.encode(items, snr_db, int(msg["batch"]))
+        batch, csi = int(msg["batch"]), None
+        if self.spec.get("adapt") == "closed_loop":
+            csi, snr_db, origin = self.probe_csi(msg)
+        else:
+            snr_db, origin = self.csi_snr_db(msg)
+        if self.spec.get("adapt") == "closed_loop" and uses_csi(self.system):
+            encoded = self.system.encode_with_csi(items, csi, snr_db, batch)
+        else:
+            encoded = self.system.encode(items, snr_db, batch)
         self.jobs = {flow: [dataclasses.replace(job, user=flow) for job in encoded.jobs] for flow in self.spec["flows"]}
         self.frames_sent += len(encoded.jobs) * len(self.jobs)
         return {"manifests": {str(flow): encoded.manifest for flow in self.spec["flows"]},
                 "payload_symbols": [payload_symbols(job) for job in encoded.jobs],
-                "csi_snr_db": snr_db, "csi_from": origin}, {}
+                "csi_snr_db": snr_db, "csi_from": origin,
+                "csi": None if csi is None else np.stack([csi.real, csi.imag], axis=-1).tolist()}, {}
+
+    def probe(self, msg: dict) -> Reply:
+        """closed_loop: frame this TX's stream of the batch's K-stream probe frame (``probe_job``:
+        every TX of the frame sends as many payload symbols) and a gap; its sample count. ``send``
+        streams it like a batch."""
+        job = probe_job(self.spec["flows"][0], int(msg["batch"]))
+        wave = frame_stream(job, self.spec["stream"], self.spec["n_streams"], payload_symbols(job))
+        self.pending = np.zeros((self.source.n_outputs, wave.size + slot_padding(wave.size, GAP_SAMPLES)), np.complex64)
+        self.pending[0, : wave.size] = wave
+        self.probing = True
+        return {"samples": int(self.pending.shape[1])}, {}
 
     def encode_beams(self, msg: dict, arrays: Arrays) -> Reply:
         """The system's ``encode_precoded`` for the users' items (``items_by_user``) and the
@@ -198,7 +244,9 @@ class TxProgram:
             self.source.push(np.zeros((self.source.n_outputs, total - self.pending.shape[1]), np.complex64))
         self.pending = None
         self.jobs = {}
-        self.batches += 1
+        self.probes += self.probing
+        self.batches += not self.probing
+        self.probing = False
         return {"queued": total}, {}
 
     def handle(self, msg: dict, arrays: Arrays) -> Reply:
@@ -206,6 +254,8 @@ class TxProgram:
             return self.encode(msg, arrays)
         if msg["cmd"] == "frame":
             return self.frame(msg)
+        if msg["cmd"] == "probe":
+            return self.probe(msg)
         if msg["cmd"] == "send":
             return self.send(msg)
         if msg["cmd"] == "radio":
@@ -214,13 +264,15 @@ class TxProgram:
             self.spec["params"] = {**self.spec["params"], **msg["params"]}
             self.system = registry.create("system", self.spec["system"], params=self.spec["params"], seed=self.spec["seed"])
             return {"params": self.spec["params"], "from_batch": self.batches}, {}
-        raise ValueError(f"tx node: unknown command {msg['cmd']!r}; allowed: encode, frame, send, params, status, stop")
+        raise ValueError(f"tx node: unknown command {msg['cmd']!r}; allowed: encode, frame, probe, send, params, "
+                         "status, stop")
 
     def status(self) -> dict[str, Any]:
         fb = self.feedback
         radio = {"tx_clipped_samples": self.clipped, "tx_idle_samples": self.source.idle_samples,
                  "tx_events": dict(self.events.counts) if self.events is not None else None} if self.spec.get("radio") else {}
-        return {"frames_sent": self.frames_sent, "batches": self.batches, "samples_queued": self.source.samples_queued,
+        return {"frames_sent": self.frames_sent, "batches": self.batches, "probes_sent": self.probes,
+                "samples_queued": self.source.samples_queued,
                 "samples_sent": self.source.samples_sent, **radio,
                 "feedback_received": fb.received if fb else 0, "feedback": fb.latest if fb else {}}
 
@@ -240,6 +292,34 @@ def checked_weights(precoded: Precoded, users: list[str], n_antennas: int) -> np
 
 def _has_batch(latest: dict[str, dict], batch: int) -> bool:
     return batch < 0 or any(int(m.get("batch", -1)) >= batch for m in latest.values())
+
+
+def probe_job(flow: int, batch: int) -> FrameJob:
+    """The closed loop's probe of ``batch`` on ``flow``: the batch number in ``PROBE_BYTES``
+    bytes, QPSK, LDPC 648 rate 1/2 (seq 0)."""
+    return FrameJob(probe_payload(batch), PROBE_FORMAT, user=flow)
+
+
+def probe_payload(batch: int) -> bytes:
+    """What the probe of ``batch`` carries: the batch number, ``PROBE_BYTES`` bytes big-endian."""
+    return batch.to_bytes(PROBE_BYTES, "big")
+
+
+def probe_feedback(rx: str, batch: int, flows: set[int], frames: list[ReceivedFrame]) -> dict[str, Any]:
+    """The closed loop's feedback on the probe of ``batch`` from RX process ``rx``: per flow of
+    ``flows`` whose probe passed its CRC, ``csi`` (its ``h_est``, M [re, im] pairs) and
+    ``snr_db`` = 10 log10(||h_est||^2 / (M noise_var_est)); the common ``snr_db`` is the mean of
+    the flows' linear SNRs in dB (None without any). A lost or failed probe leaves its flow out."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in frames:
+        h = getattr(f, "h_est", None)
+        if f.header.user in flows and f.payload_ok and h is not None and f.payload == probe_payload(batch):
+            snr = float(np.sum(np.abs(h) ** 2) / (h.size * f.noise_var_est))
+            out[str(f.header.user)] = {"csi": [[float(c.real), float(c.imag)] for c in h],
+                                       "snr_db": float(10 * np.log10(max(snr, 1e-30)))}
+    linear = [10 ** (v["snr_db"] / 10) for v in out.values()]
+    common = float(10 * np.log10(np.mean(linear))) if linear else None
+    return {"from": rx, "batch": batch, "snr_db": common, "flows": out}
 
 
 def run_tx_node(spec: dict[str, Any]) -> dict[str, Any]:
@@ -349,15 +429,23 @@ class RxProgram:
             self.sink.power_log = []
         return {"marked": self.marked}, {}
 
-    def collect(self, msg: dict) -> Reply:
+    def _take(self, msg: dict) -> tuple[str, list[ReceivedFrame], int]:
         """Wait for the batch (virtual: up to ``end_sample`` of the emulator's count; over the
-        air: ``span_samples`` after the mark), decode every user, reply per user."""
+        air: ``span_samples`` after the mark); how the wait ended, its frames, its sample count."""
         end = int(msg["end_sample"]) if "span_samples" not in msg else self.marked + int(msg["span_samples"])
         how = self._wait_samples(end, float(msg.get("timeout_s", 120.0)), float(msg.get("idle_s", 20.0)))
         with self._lock:
             frames, self.frames = self.frames, []
         received = self.sink.samples_processed - self.batch_start
         self.batch_start = self.sink.samples_processed
+        return how, frames, received
+
+    def collect(self, msg: dict) -> Reply:
+        """Wait for the batch (:meth:`_take`), decode every user, reply per user; with ``probe``
+        (closed loop) feed back the probe's CSI instead (:meth:`probe`)."""
+        if msg.get("probe"):
+            return self.probe(msg)
+        how, frames, received = self._take(msg)
         users, arrays = decode_users(self.systems, self.users, frames, msg["manifests"])
         if self.sink.power_log is not None:
             floor = self._noise_floor_dbfs()
@@ -367,9 +455,18 @@ class RxProgram:
         if self.spec.get("record"):
             self._record(frames, int(msg["batch"]))
         snrs = [f.snr_est_db for f in frames]
-        if snrs:
+        if snrs and self.spec.get("adapt") != "closed_loop":  # the closed loop feeds back the probe's CSI
             self.feedback.send({"from": self.spec["name"], "batch": msg["batch"], "snr_db": float(np.mean(snrs))})
         return reply, arrays
+
+    def probe(self, msg: dict) -> Reply:
+        """closed_loop: wait for the batch's probe, push each flow's channel column and SNR to the
+        TXs (``probe_feedback``, no decoder runs) and reply the same (with ``waited`` and
+        ``samples_received``)."""
+        how, frames, received = self._take(msg)
+        feedback = probe_feedback(self.spec["name"], int(msg["batch"]), {u["flow"] for u in self.users}, frames)
+        self.feedback.send(feedback)
+        return {"waited": how, "samples_received": received, **feedback}, {}
 
     def _noise_floor_dbfs(self) -> float | None:
         """The quietest chunk's mean power since the last collect, in dB below full scale (1.0);
@@ -418,7 +515,7 @@ class RxProgram:
 
 def run_rx_node(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: name, role, control, token, system, seed, sample_rate_sps, inputs (one per antenna),
-    users ([{name, flow, params}]), feedback (TX feedback addresses)."""
+    users ([{name, flow, params}]), feedback (TX feedback addresses), adapt."""
     warm_up(spec["antennas"], bool(spec.get("own_flows")))
     holder: dict[str, RxProgram] = {}
     tb, sink = rx_flowgraph(spec, lambda frame: holder["p"].on_frame(frame))

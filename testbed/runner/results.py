@@ -17,7 +17,7 @@ from testbed.config.topology import Topology
 COUNTS = ("frames_sent", "frames_received", "frames_lost", "samples_sent", "samples_received", "samples_lost",
           "bits_compared", "images_lost")
 QUALITY = ("psnr_db", "ssim", "ms_ssim", "ber", "bler", "snr_est_db", "evm_db", "accuracy", "ideal_psnr_db",
-           "noise_floor_dbfs")
+           "noise_floor_dbfs", "csi_error_db")
 DETAILS = ("choice", "tx_gain_db", "rx_gain_db")  # what a system or radio used per batch, kept as is
 
 

@@ -7,6 +7,11 @@ emulator consumes every TX stream in lockstep), and asks each RX to collect: the
 user once the batch's last sample has reached it. The runner scores each user against the
 sources and writes one row per user and sweep point (docs/architecture.md "Results").
 
+With ``adapt: closed_loop`` (MU-MIMO uplink, virtual radios) each batch is one fading block: the
+emulator is moved to block ``batch`` (``set_fading_block``), every TX sends its stream of a
+short probe frame, the RX feeds each TX the channel column and SNR it estimated from it, and
+only then are the TXs asked to encode (told that CSI) and send the batch, through the same H.
+
 Over the air (testbed.runner.air) there is no emulator: each TX opens its radio's sink, each RX
 its radio's source, and an RX collects a batch from the sample it marked just before the batch
 was sent.
@@ -27,7 +32,7 @@ import numpy as np
 
 from testbed import registry
 from testbed.channels.spec import FADING_MODELS
-from testbed.config.scenario import Scenario
+from testbed.config.scenario import Scenario, check_closed_loop
 from testbed.config.topology import stream_matrix
 from testbed.errors import ConfigError, ProcessError, RadioError
 from testbed.phy.frame import FrameLayout
@@ -37,7 +42,7 @@ from testbed.runner.air import air_mode, latency_samples
 from testbed.runner.control import ControlClient, Drain, new_token
 from testbed.runner.decoding import decoded_of
 from testbed.runner.files import write_json
-from testbed.runner.graph import Graph, build_graph, slotted, tx_mode
+from testbed.runner.graph import Graph, NodeProcess, build_graph, slotted, tx_mode
 from testbed.runner.launch import Launcher
 from testbed.runner.results import Results, UserBatch
 from testbed.systems.base import Items, precodes
@@ -67,6 +72,7 @@ class Session:
     user_items: dict[str, Items] | None = None  # each user's items (its ``images``); None: ``items`` for all
 
     def __post_init__(self) -> None:
+        check_closed_loop(self.scenario)
         check_radios(self.scenario)  # both before any model is loaded or process started
         self.air = air_mode(self.scenario)
         self.topo = self.scenario.network()
@@ -93,11 +99,12 @@ class Session:
         self.user_params: dict[str, dict[str, Any]] = {}  # live set_params per user
         self.chain_s: list[float] = []
         self.record_log: list[dict[str, Any]] = []
+        self.batch_h: np.ndarray | None = None  # closed loop: the genie H of the batch's fading block
         self.results = Results(self.topo, {n: s.label() for n, s in self.systems.items()})
 
     def _slot_samples(self) -> int:
         fading = [lk for lk in self.topo.links if lk.model in FADING_MODELS and lk.coherence_samples == 0]
-        if not fading or self.air:
+        if not fading or self.air or self.closed_loop:  # the closed loop holds one fading block per batch
             return 0
         longest = max(s.max_frame_samples() for s in self.systems.values())
         beams = precodes(next(iter(self.systems.values())))
@@ -355,6 +362,11 @@ class Session:
         encoder waits for the feedback on this batch."""
         return self.scenario.adapt == "nominal"
 
+    @property
+    def closed_loop(self) -> bool:
+        """Whether every batch is probed first and encoded for the CSI fed back (``adapt: closed_loop``)."""
+        return self.scenario.adapt == "closed_loop"
+
     def run_batch(self, index: int, point: dict[str, float], batch: int, prefetched: bool = False,
                   following: dict[str, float] | None = None) -> bool:
         """Encode (unless ``prefetched``), frame, send and collect batch number ``batch`` (counted
@@ -362,6 +374,8 @@ class Session:
         encode the next batch right after this one is sent; returns whether they were.
         ``chain_s`` gets the seconds from here to the last RX reply (no scoring)."""
         start = time.perf_counter()
+        if self.closed_loop:
+            self._probe(batch)
         if not prefetched:
             self._request_encode(point, batch)
         encoded = self._encoded()
@@ -379,6 +393,33 @@ class Session:
                     asked_next = True
         self._collect(index, point, batch, encoded, total, start)
         return asked_next
+
+    def _probe(self, batch: int) -> None:
+        """closed_loop: move the emulator's links without a coherence time to fading block
+        ``batch``, send every uplink TX's stream of the batch's probe frame (padded as a batch)
+        and have the RX feed each TX the channel column and SNR it estimated (``collect`` with
+        ``probe``); keeps the genie H of the block in ``batch_h`` (None when the plane stopped)."""
+        self.batch_h = None
+        self.control_channel([{"cmd": "set_fading_block", "block": batch}])
+        if self.plane_stopped is not None:
+            return
+        for tx in self.graph.tx():
+            self._send(tx.name, "probe", batch=batch)
+        replies = [self._answer(tx.name, 30.0) for tx in self.graph.tx()]
+        if self.plane_stopped is not None:
+            return
+        total = max(r[0]["samples"] for r in replies) + TAIL_SAMPLES
+        for tx in self.graph.tx():
+            self._ask(tx.name, "send", 30.0, total_samples=total)
+        self.sample += total
+        asked = [rx.name for rx in self.graph.rx() if rx.name not in self.dead]
+        for name in asked:
+            self._send(name, "collect", batch=batch, end_sample=self.sample, probe=True,
+                       timeout_s=self.scenario.timeout_s, idle_s=20.0)
+        for name in asked:
+            self._answer(name, self.scenario.timeout_s + 30.0)
+        if self.plane_stopped is None:
+            self.batch_h = self._genie_h()
 
     def _mark_receivers(self) -> None:
         """Over the air: every RX marks the sample from which it collects this batch."""
@@ -498,7 +539,25 @@ class Session:
         if self.air:  # the measured SNR and noise floor beside the gains that gave them
             scored.metrics.update(tx_gain_db=tx.spec["radio"]["tx_gain_db"],
                                   rx_gain_db=self.graph.processes[rx].spec["radio"]["rx_gain_db"])
+        if self.closed_loop:
+            scored.metrics["csi_error_db"] = self._csi_error_db(tx, self.graph.processes[rx], encoded[tx.name]["csi"])
         return scored
+
+    def _csi_error_db(self, tx: NodeProcess, rx: NodeProcess, csi: list | None) -> float | None:
+        """10 log10(||h_est - h_true||^2 / ||h_true||^2) of the column ``csi`` (M [re, im] pairs)
+        that ``tx`` was told against the emulator's genie column from it to ``rx``'s antennas in
+        the batch's fading block, h_est turned by the one common phase that aligns it best (the
+        phase the oscillators' CFO has turned by the probe, which the genie H leaves out; with
+        cfo_hz 0 that phase is the estimation error's alone); None when it was told none."""
+        if csi is None or self.batch_h is None:
+            return None
+        matrix = self.graph.matrix
+        rows = [j for j, (node, _) in enumerate(matrix.rx_streams) if node == rx.spec["node"]]
+        true = self.batch_h[rows, matrix.tx_streams.index((tx.spec["node"], 0))].astype(np.complex128)
+        est = np.asarray(csi, np.float64) @ [1, 1j]
+        inner = np.vdot(est, true)  # est^H true: est * exp(j angle(inner)) is the aligned estimate
+        error = np.sum(np.abs(est * np.exp(1j * np.angle(inner)) - true) ** 2) / max(np.sum(np.abs(true) ** 2), 1e-30)
+        return float(10 * np.log10(max(error, 1e-30)))
 
 
 def score_user_batch(system, items, user: dict, msg: dict, arrays: dict, enc: dict, total: int,

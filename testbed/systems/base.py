@@ -11,7 +11,10 @@ CLI and the parametrised tests find it there. Data passes only through explicit 
 - ``score(items, manifest, decoded)`` (runner) -> metrics (vocabulary of docs/architecture.md);
 - optionally ``encode_precoded(items_by_user, csi, snr_db, batch)`` (a TX node with several
   antennas and several users) -> :class:`Precoded`: each user's own frames and manifest, and
-  the beams the node sends them on (:func:`precodes`; docs/architecture.md "TX modes").
+  the beams the node sends them on (:func:`precodes`; docs/architecture.md "TX modes");
+- optionally ``encode_with_csi(items, csi, snr_db, batch)`` (a TX node of the MU-MIMO uplink
+  with ``adapt: closed_loop``) -> :class:`Encoded`, told the channel column the base station
+  estimated for it (:func:`uses_csi`).
 
 A system with no images (``link``) ignores ``items``; its payloads are a function of the seed
 and the batch index, so the scorer can regenerate what was sent.
@@ -123,6 +126,23 @@ class System:
     # channel of the TX's K users (topology order) from its Nt antennas when the batch is
     # encoded; snr_db as for ``encode``. Frame i carries the i-th job of every user that has
     # one, each user's stream with a training slot of its own (docs/architecture.md "TX modes").
+    #
+    # A system that adapts to the channel column the base station fed back (``adapt:
+    # closed_loop``, single-antenna TX nodes of a MU-MIMO uplink) defines (see ``uses_csi``):
+    #
+    #     def encode_with_csi(self, items: Items, csi: np.ndarray | None, snr_db: float,
+    #                         batch: int) -> Encoded
+    #
+    # csi: complex128 (M,), this TX's channel to the M base-station antennas as the base station
+    # estimated it from this batch's probe (the channel the batch's frames meet: one fading
+    # block per batch), None when the probe did not come through; snr_db: the fed-back common
+    # SNR, (1/K) sum_k ||h_k||^2 / (M sigma^2) in dB over the probes received (the nominal SNR
+    # when there is no csi). A system without it gets ``encode(items, snr_db, batch)``.
+
+
+def uses_csi(system: type[System] | System) -> bool:
+    """Whether ``system`` (a class or an instance) takes the fed-back channel column (``encode_with_csi``)."""
+    return callable(getattr(system, "encode_with_csi", None))
 
 
 def precodes(system: type[System] | System) -> bool:

@@ -12,6 +12,7 @@ pmt = pytest.importorskip("pmt")
 
 from testbed.channels import ChannelSpec  # noqa: E402
 from testbed.channels.irs import IrsChannel, UniformPlanarArray  # noqa: E402
+from testbed.channels.realization import draw_block  # noqa: E402
 from testbed.gr.channel import CONTROL_ERRORS_KEPT, CONTROL_PORT, ChannelBlock  # noqa: E402
 
 QUIET = ChannelSpec("awgn", 200)
@@ -42,6 +43,17 @@ def test_controls_are_applied_at_the_next_work_call():
     assert block.bad_controls == 0
 
 
+def test_set_fading_block_control_lands_at_the_next_work_call():
+    rayleigh = ChannelSpec("rayleigh", 200)
+    block = ChannelBlock([[rayleigh]], seed=2, noise_var=[0.0])
+    _work(block, 1, 64)
+    block.control({"cmd": "set_fading_block", "block": 4.0})
+    y = _work(block, 1, 64)[0]
+    np.testing.assert_array_equal(y, draw_block(rayleigh, 2, 0, 0, 4))
+    assert block.emulator.changes == [{"sample": 64, "what": "set_fading_block", "block": 4}]
+    assert block.bad_controls == 0
+
+
 def test_malformed_controls_are_counted_and_never_fatal():
     block = ChannelBlock([[QUIET]], noise_var=[0.0])
     bad = [
@@ -53,6 +65,8 @@ def test_malformed_controls_are_counted_and_never_fatal():
         {"cmd": "set_noise", "rx": 0},
         {"cmd": "set_noise", "rx": 0, "noise_var": -1},
         {"cmd": "set_irs", "phases": [0.0]},
+        {"cmd": "set_fading_block"},
+        {"cmd": "set_fading_block", "block": -2},
     ]
     for command in bad:
         block.control(command)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from testbed.channels import ChannelMatrixEmulator, ChannelSpec, LinkImpairment, numpy_face
+from testbed.channels.realization import draw_block
 from testbed.channels.stream import fading
 from testbed.errors import ConfigError
 
@@ -110,3 +111,41 @@ def test_bad_matrix_and_inputs_are_refused():
         emulator.process([np.zeros(4, np.complex64)])
     with pytest.raises(ValueError, match="one length"):
         emulator.process([np.zeros(4, np.complex64), np.zeros(5, np.complex64)])
+
+
+def _fading_block_run(sizes: tuple[list[int], list[int]], block: int):
+    """Outputs of TX 0's unit stream (TX 1 silent) through the links of ``test_set_fading_block``,
+    chunked as ``sizes`` before and after ``set_fading_block(block)`` at sample 250; the emulator."""
+    specs = [[ChannelSpec("rayleigh", 200), ChannelSpec("rician", 200, k_factor_db=3.0)],
+             [ChannelSpec("rayleigh", 200, coherence_samples=100), ChannelSpec("awgn", 200)]]
+    emulator = ChannelMatrixEmulator(2, 2, specs, seed=5, noise_var=[0.0, 0.0])
+    ones, zeros = np.ones(250, np.complex64), np.zeros(250, np.complex64)
+    before = _chunked(emulator, [ones, zeros], sizes[0])
+    emulator.set_fading_block(block)
+    after = _chunked(emulator, [ones, zeros], sizes[1])
+    return [np.concatenate(pair) for pair in zip(before, after)], emulator
+
+
+def test_set_fading_block_moves_the_links_without_coherence_time_to_that_draw():
+    (y0, y1), emulator = _fading_block_run(([250], [250]), 3)
+    specs = [[link.spec for link in row] for row in emulator.links]
+    draw = lambda j, i, b: draw_block(specs[j][i], 5, j, i, b)  # noqa: E731
+    np.testing.assert_array_equal(y0[:250], draw(0, 0, 0))
+    np.testing.assert_array_equal(y0[250:], draw(0, 0, 3))  # from the next output sample on
+    assert draw(0, 0, 3) != draw(0, 0, 4) and draw(0, 1, 3) != draw(0, 1, 4)
+    np.testing.assert_array_equal(y1[200:300], draw(1, 0, 2))  # its own blocks, by output sample
+    np.testing.assert_array_equal(y1[300:400], draw(1, 0, 3))
+    expected = [[draw(0, 0, 3), draw(0, 1, 3)], [draw(1, 0, 5), draw(1, 1, 0)]]  # at sample 500
+    np.testing.assert_array_equal(emulator.realised_h(), np.array(expected, np.complex64))
+    assert emulator.changes == [{"sample": 250, "what": "set_fading_block", "block": 3}]
+    emulator.set_link(0, 0, ChannelSpec("rayleigh", 200, delay_samples=2))  # a rebuilt link keeps the block
+    assert emulator.realised_h()[0, 0] == draw_block(emulator.spec(0, 0), 5, 0, 0, 3)
+    with pytest.raises(ConfigError, match="block -1 is invalid; allowed: an integer >= 0"):
+        emulator.set_fading_block(-1)
+
+
+def test_set_fading_block_is_chunking_independent():
+    one, _ = _fading_block_run(([250], [250]), 7)
+    many, _ = _fading_block_run(([1, 99, 150], [7, 200, 43]), 7)
+    for a, b in zip(one, many):
+        np.testing.assert_array_equal(a, b)

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from testbed.config.scenario import load_scenario, shipped_scenarios
+from testbed.config.scenario import Scenario, check_closed_loop, load_scenario, scenario_from_dict, shipped_scenarios
+from testbed.config.yaml_io import load_yaml, validate
 from testbed.errors import ConfigError
 
 
@@ -40,3 +41,26 @@ def test_cli_refuses_bad_field_before_starting_processes(tmp_path):
     assert out.returncode == 2
     assert "channel.model" in out.stdout and "foo" in out.stdout and "awgn" in out.stdout
     assert not (tmp_path / "run").exists()  # nothing was started, nothing written
+
+
+def _uplink(**changes) -> dict:
+    data = load_yaml(shipped_scenarios()["mumimo-uplink"])
+    return {**data, "adapt": "closed_loop", **changes}
+
+
+def test_closed_loop_runs_on_the_virtual_uplink_only():
+    assert scenario_from_dict(_uplink()).adapt == "closed_loop"
+    with pytest.raises(ConfigError) as err:
+        load_scenario("digital-awgn", ["adapt=closed_loop"])
+    for needle in ("adapt = 'closed_loop'", "RX node rx0 has 1 antenna", "1 TX node sends", "allowed:",
+                   "single-antenna TX nodes"):
+        assert needle in str(err.value), (needle, str(err.value))
+    over_the_air = _uplink()
+    over_the_air["topology"]["nodes"] = [{**n, "radio": "pluto-1r1t"} for n in over_the_air["topology"]["nodes"]]
+    with pytest.raises(ConfigError) as err:
+        scenario_from_dict(over_the_air)
+    for needle in ("adapt = 'closed_loop'", "node ue0 has radio 'pluto-1r1t'", "not supported yet",
+                   "allowed: virtual radios (zmq)"):
+        assert needle in str(err.value), (needle, str(err.value))
+    with pytest.raises(ConfigError, match="adapt = 'closed_loop'"):  # a scenario built without the loader
+        check_closed_loop(validate(Scenario, {"name": "x", "system": "link", "adapt": "closed_loop"}, "test"))

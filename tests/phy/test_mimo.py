@@ -289,3 +289,25 @@ def test_lmmse_closed_forms():
     assert ber == pytest.approx(0.5 * (1 - np.sqrt(gamma / (1 + gamma))), rel=0.05)
     assert lmmse_ber_monte_carlo("qpsk", 8.0, 1, 1, 1, rng, n_symbols=50000, channels=np.ones((1, 1, 1))) == \
         pytest.approx(float(q_function(np.sqrt(10 ** 0.8))), rel=0.1)
+
+
+def test_stream_frames_carry_their_flat_channel_column_and_the_noise_variance():
+    """Flat K = 2, M = 4 uplink, stream 1 arriving 3 samples after stream 0: each frame's h_est is
+    its true column (the LTF channel averaged over the carriers at the stream's own timing) and
+    noise_var_est the noise variance the LMMSE used."""
+    rng = np.random.default_rng(7)
+    h, no = rayleigh((4, 2), rng), 10 ** -2.0
+    jobs = [FrameJob(rng.integers(0, 256, 40, dtype=np.uint8).tobytes(), PayloadFormat("qpsk", "ldpc_648_1_2"),
+                     user=k) for k in range(2)]
+    n_sym = common_payload_symbols(jobs)
+    y = np.zeros((4, 300 + 3 + slot_len(Framer().layout) * 2 + n_sym * 80 + 400), np.complex128)
+    for k, delay in enumerate((0, 3)):
+        x = frame_stream(jobs[k], k, 2, n_sym)
+        y[:, 300 + delay : 300 + delay + x.size] += h[:, k : k + 1] * x[None, :]
+    got = MimoFrameReceiver(n_antennas=4).push(list((y + _noise(y.shape, no, rng)).astype(np.complex64)))
+    assert [(f.stream, f.payload_ok) for f in got] == [(0, True), (1, True)]
+    for f in got:
+        assert f.h_est.dtype == np.complex64 and f.h_est.shape == (4,)
+        true = h[:, f.stream]
+        assert np.linalg.norm(f.h_est - true) < 0.05 * np.linalg.norm(true), (f.stream, f.h_est, true)
+        assert abs(f.noise_var_est / no - 1) < 0.2, f.noise_var_est
