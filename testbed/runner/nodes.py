@@ -126,7 +126,8 @@ class TxProgram:
 
     def probe_csi(self, msg: dict) -> tuple[np.ndarray | None, float, str]:
         """closed_loop: (this TX's channel column complex128 (M,) as the RX estimated it from
-        this batch's probe, the common SNR fed back, "probe"), waiting up to ``FEEDBACK_WAIT_S``
+        this batch's probe, the common ``noise_snr_db`` fed back (unit-power symbols over the
+        estimated noise; the column carries the channel gain), "probe"), waiting up to ``FEEDBACK_WAIT_S``
         for that feedback; (None, the nominal SNR, "nominal") when this TX's probe did not come
         through (lost or failed its CRC) or no feedback came."""
         batch, flow = int(msg["batch"]), str(self.spec["flows"][0])
@@ -136,7 +137,7 @@ class TxProgram:
         if fb is None or flow not in fb["flows"]:
             return None, float(msg["snr_db"]), "nominal"
         csi = np.asarray(fb["flows"][flow]["csi"], np.float64)
-        return csi[:, 0] + 1j * csi[:, 1], float(fb["snr_db"]), "probe"
+        return csi[:, 0] + 1j * csi[:, 1], float(fb["noise_snr_db"]), "probe"
 
     def _probe_feedback(self, batch: int) -> dict | None:
         """The feedback on the probe of ``batch`` (a message with ``flows``), or None yet."""
@@ -307,19 +308,27 @@ def probe_payload(batch: int) -> bytes:
 
 def probe_feedback(rx: str, batch: int, flows: set[int], frames: list[ReceivedFrame]) -> dict[str, Any]:
     """The closed loop's feedback on the probe of ``batch`` from RX process ``rx``: per flow of
-    ``flows`` whose probe passed its CRC, ``csi`` (its ``h_est``, M [re, im] pairs) and
-    ``snr_db`` = 10 log10(||h_est||^2 / (M noise_var_est)); the common ``snr_db`` is the mean of
-    the flows' linear SNRs in dB (None without any). A lost or failed probe leaves its flow out."""
+    ``flows`` whose probe passed its CRC, ``csi`` (its ``h_est``, M [re, im] pairs), ``snr_db`` =
+    10 log10(||h_est||^2 / (M noise_var_est)) and ``noise_snr_db`` = 10 log10(1 / noise_var_est).
+    The common ``snr_db`` is the mean of the flows' linear SNRs in dB (eq. (7) of the adaptive-rate
+    paper), the common ``noise_snr_db`` that of their noise estimates: the SNR of unit-power
+    symbols at unit channel gain (docs/architecture.md "SNR axis"), the gain being in ``csi``.
+    Both are None without any flow. A lost or failed probe leaves its flow out."""
     out: dict[str, dict[str, Any]] = {}
     for f in frames:
         h = getattr(f, "h_est", None)
         if f.header.user in flows and f.payload_ok and h is not None and f.payload == probe_payload(batch):
             snr = float(np.sum(np.abs(h) ** 2) / (h.size * f.noise_var_est))
-            out[str(f.header.user)] = {"csi": [[float(c.real), float(c.imag)] for c in h],
-                                       "snr_db": float(10 * np.log10(max(snr, 1e-30)))}
+            out[str(f.header.user)] = {"csi": [[float(c.real), float(c.imag)] for c in h], "snr_db": _db(snr),
+                                       "noise_snr_db": _db(1.0 / max(float(f.noise_var_est), 1e-30))}
     linear = [10 ** (v["snr_db"] / 10) for v in out.values()]
-    common = float(10 * np.log10(np.mean(linear))) if linear else None
-    return {"from": rx, "batch": batch, "snr_db": common, "flows": out}
+    noise = [10 ** (-v["noise_snr_db"] / 10) for v in out.values()]
+    return {"from": rx, "batch": batch, "snr_db": _db(np.mean(linear)) if out else None,
+            "noise_snr_db": _db(1.0 / np.mean(noise)) if out else None, "flows": out}
+
+
+def _db(ratio: float) -> float:
+    return float(10 * np.log10(max(float(ratio), 1e-30)))
 
 
 def run_tx_node(spec: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ def test_probe_feedback_has_each_received_flow_and_the_mean_linear_snr():
     assert fb["flows"]["0"]["snr_db"] == pytest.approx(10 * np.log10(snr0))
     assert fb["flows"]["1"]["snr_db"] == pytest.approx(10 * np.log10(snr0 / 4))
     assert fb["snr_db"] == pytest.approx(10 * np.log10((snr0 + snr0 / 4) / 2))  # eq. (7): mean over users
+    assert fb["flows"]["0"]["noise_snr_db"] == fb["noise_snr_db"] == pytest.approx(20.0)  # noise_var_est 0.01
     assert nodes.probe_feedback("bs", 5, {0}, [])["snr_db"] is None
 
 
@@ -57,15 +58,15 @@ def test_the_encoder_is_told_its_fed_back_column_or_the_nominal_snr(monkeypatch)
     program.system = _Told({"n_frames": 1, "payload_bytes": 10})
     reply, _ = program.encode({"items": [], "snr_db": 7.0, "batch": 2}, {})
     csi, snr_db, batch = program.system.told
-    assert csi.dtype == np.complex128 and np.allclose(csi, H0 / 2) and (snr_db, batch) == (fb["snr_db"], 2)
-    assert (reply["csi_from"], reply["csi_snr_db"], reply["csi"]) == ("probe", fb["snr_db"], fb["flows"]["1"]["csi"])
+    assert csi.dtype == np.complex128 and np.allclose(csi, H0 / 2) and (snr_db, batch) == (fb["noise_snr_db"], 2)
+    assert (reply["csi_from"], reply["csi_snr_db"], reply["csi"]) == ("probe", fb["noise_snr_db"], fb["flows"]["1"]["csi"])
     reply, _ = program.encode({"items": [], "snr_db": 7.0, "batch": 3}, {})  # no feedback on batch 3's probe
     assert program.system.told == (None, 7.0, 3) and (reply["csi_from"], reply["csi"]) == ("nominal", None)
     lost = nodes.probe_feedback("bs", 4, {0, 1}, [_frame(0, 4)])  # this TX's probe was lost
     program.feedback.latest = {"bs": lost}
     assert program.encode({"items": [], "snr_db": 7.0, "batch": 4}, {})[0]["csi_from"] == "nominal"
     plain = _tx(monkeypatch, {"bs": fb})  # without the hook: encode with the fed-back SNR
-    assert plain.encode({"items": [], "snr_db": 7.0, "batch": 2}, {})[0]["csi_snr_db"] == fb["snr_db"]
+    assert plain.encode({"items": [], "snr_db": 7.0, "batch": 2}, {})[0]["csi_snr_db"] == fb["noise_snr_db"]
 
 
 def test_the_probe_is_this_tx_stream_of_a_short_k_stream_frame(monkeypatch):
