@@ -124,20 +124,22 @@ class TxProgram:
             return float(msg["snr_db"]), "nominal"
         return min(float(m["snr_db"]) for m in fb.latest.values()), "feedback"
 
-    def probe_csi(self, msg: dict) -> tuple[np.ndarray | None, float, str]:
+    def probe_csi(self, msg: dict) -> tuple[np.ndarray | None, float, float | None, str]:
         """closed_loop: (this TX's channel column complex128 (M,) as the RX estimated it from
         this batch's probe, the common ``noise_snr_db`` fed back (unit-power symbols over the
-        estimated noise; the column carries the channel gain), "probe"), waiting up to ``FEEDBACK_WAIT_S``
-        for that feedback; (None, the nominal SNR, "nominal") when this TX's probe did not come
-        through (lost or failed its CRC) or no feedback came."""
+        estimated noise; the column carries the channel gain), the post-detection SINR of this
+        TX's probe stream in dB, "probe"), waiting up to ``FEEDBACK_WAIT_S`` for that feedback;
+        (None, the nominal SNR, None, "nominal") when this TX's probe did not come through (lost
+        or failed its CRC) or no feedback came."""
         batch, flow = int(msg["batch"]), str(self.spec["flows"][0])
         deadline = time.monotonic() + FEEDBACK_WAIT_S
         while (fb := self._probe_feedback(batch)) is None and time.monotonic() < deadline:
             time.sleep(0.002)
         if fb is None or flow not in fb["flows"]:
-            return None, float(msg["snr_db"]), "nominal"
-        csi = np.asarray(fb["flows"][flow]["csi"], np.float64)
-        return csi[:, 0] + 1j * csi[:, 1], float(fb["noise_snr_db"]), "probe"
+            return None, float(msg["snr_db"]), None, "nominal"
+        mine = fb["flows"][flow]
+        csi = np.asarray(mine["csi"], np.float64)
+        return csi[:, 0] + 1j * csi[:, 1], float(fb["noise_snr_db"]), float(mine["sinr_db"]), "probe"
 
     def _probe_feedback(self, batch: int) -> dict | None:
         """The feedback on the probe of ``batch`` (a message with ``flows``), or None yet."""
@@ -152,13 +154,13 @@ class TxProgram:
         if self.spec["mode"] == "beamformed":
             return self.encode_beams(msg, arrays)
         items = [(name, arrays[f"image/{name}"]) for name in msg["items"]]
-        batch, csi = int(msg["batch"]), None
+        batch, csi, sinr_db = int(msg["batch"]), None, None
         if self.spec.get("adapt") == "closed_loop":
-            csi, snr_db, origin = self.probe_csi(msg)
+            csi, snr_db, sinr_db, origin = self.probe_csi(msg)
         else:
             snr_db, origin = self.csi_snr_db(msg)
         if self.spec.get("adapt") == "closed_loop" and uses_csi(self.system):
-            encoded = self.system.encode_with_csi(items, csi, snr_db, batch)
+            encoded = self.system.encode_with_csi(items, csi, snr_db, batch, sinr_db=sinr_db)
         else:
             encoded = self.system.encode(items, snr_db, batch)
         self.jobs = {flow: [dataclasses.replace(job, user=flow) for job in encoded.jobs] for flow in self.spec["flows"]}
@@ -309,7 +311,9 @@ def probe_payload(batch: int) -> bytes:
 def probe_feedback(rx: str, batch: int, flows: set[int], frames: list[ReceivedFrame]) -> dict[str, Any]:
     """The closed loop's feedback on the probe of ``batch`` from RX process ``rx``: per flow of
     ``flows`` whose probe passed its CRC, ``csi`` (its ``h_est``, M [re, im] pairs), ``snr_db`` =
-    10 log10(||h_est||^2 / (M noise_var_est)) and ``noise_snr_db`` = 10 log10(1 / noise_var_est).
+    10 log10(||h_est||^2 / (M noise_var_est)), ``noise_snr_db`` = 10 log10(1 / noise_var_est) and
+    ``sinr_db``, the probe stream's post-LMMSE SINR (its ``snr_est_db``: what a frame on this
+    stream would meet, e.g. for choosing a code).
     The common ``snr_db`` is the mean of the flows' linear SNRs in dB (eq. (7) of the adaptive-rate
     paper), the common ``noise_snr_db`` that of their noise estimates: the SNR of unit-power
     symbols at unit channel gain (docs/architecture.md "SNR axis"), the gain being in ``csi``.
@@ -320,7 +324,8 @@ def probe_feedback(rx: str, batch: int, flows: set[int], frames: list[ReceivedFr
         if f.header.user in flows and f.payload_ok and h is not None and f.payload == probe_payload(batch):
             snr = float(np.sum(np.abs(h) ** 2) / (h.size * f.noise_var_est))
             out[str(f.header.user)] = {"csi": [[float(c.real), float(c.imag)] for c in h], "snr_db": _db(snr),
-                                       "noise_snr_db": _db(1.0 / max(float(f.noise_var_est), 1e-30))}
+                                       "noise_snr_db": _db(1.0 / max(float(f.noise_var_est), 1e-30)),
+                                       "sinr_db": float(f.snr_est_db)}
     linear = [10 ** (v["snr_db"] / 10) for v in out.values()]
     noise = [10 ** (-v["noise_snr_db"] / 10) for v in out.values()]
     return {"from": rx, "batch": batch, "snr_db": _db(np.mean(linear)) if out else None,

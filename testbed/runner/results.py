@@ -17,7 +17,8 @@ from testbed.config.topology import Topology
 COUNTS = ("frames_sent", "frames_received", "frames_lost", "samples_sent", "samples_received", "samples_lost",
           "bits_compared", "images_lost")
 QUALITY = ("psnr_db", "ssim", "ms_ssim", "ber", "bler", "snr_est_db", "evm_db", "accuracy", "ideal_psnr_db",
-           "noise_floor_dbfs", "csi_error_db")
+           "noise_floor_dbfs", "csi_error_db", "cpp", "selected_maps", "pruning_ratio", "channel_uses_per_pixel",
+           "side_info_ok")
 DETAILS = ("choice", "tx_gain_db", "rx_gain_db")  # what a system or radio used per batch, kept as is
 
 
@@ -98,5 +99,7 @@ class Results:
             if values:
                 row[key] = values[0] if all(v == values[0] for v in values) else values
         row["csi_snr_db"] = [b.metrics["csi_snr_db"] for b in batches]
+        if any(b.metrics.get("csi") is not None for b in batches):  # closed loop: the column each batch was told
+            row["csi"] = [b.metrics.get("csi") for b in batches]
         row["csi_from"] = batches[-1].csi_from
         return row

@@ -571,7 +571,7 @@ def score_user_batch(system, items, user: dict, msg: dict, arrays: dict, enc: di
     frame_log = [[batch, *entry] for entry in stats.pop("frame_log")]
     metrics = {**stats, **system.score(items, manifest, decoded)}
     metrics.update(samples_sent=total, samples_received=msg["samples_received"],
-                   samples_lost=total - msg["samples_received"], csi_snr_db=enc["csi_snr_db"])
+                   samples_lost=total - msg["samples_received"], csi_snr_db=enc["csi_snr_db"], csi=enc.get("csi"))
     return UserBatch(name, metrics=metrics, images=decoded.images, csi_from=enc["csi_from"], frame_log=frame_log)
 
 

@@ -131,13 +131,14 @@ class System:
     # closed_loop``, single-antenna TX nodes of a MU-MIMO uplink) defines (see ``uses_csi``):
     #
     #     def encode_with_csi(self, items: Items, csi: np.ndarray | None, snr_db: float,
-    #                         batch: int) -> Encoded
+    #                         batch: int, sinr_db: float | None = None) -> Encoded
     #
     # csi: complex128 (M,), this TX's channel to the M base-station antennas as the base station
     # estimated it from this batch's probe (the channel the batch's frames meet: one fading
-    # block per batch), None when the probe did not come through; snr_db: the fed-back common
-    # SNR, (1/K) sum_k ||h_k||^2 / (M sigma^2) in dB over the probes received (the nominal SNR
-    # when there is no csi). A system without it gets ``encode(items, snr_db, batch)``.
+    # block per batch), None when the probe did not come through; snr_db: the fed-back SNR of
+    # unit-power symbols over the estimated noise, 10 log10(1 / sigma^2) (the column carries the
+    # gain; the nominal SNR when there is no csi); sinr_db: the post-LMMSE SINR of this TX's
+    # probe stream (None without csi). A system without it gets ``encode(items, snr_db, batch)``.
 
 
 def uses_csi(system: type[System] | System) -> bool:

@@ -62,5 +62,6 @@ def test_each_tx_is_told_the_column_of_the_fading_block_its_batch_meets(tmp_path
             # the TX is told unit-power symbols over the estimated noise: the link SNR (unit-gain
             # links), the draw's gain being in the column
             assert abs(t["snr_db"] - SNR_DB) < 1.0, (t["snr_db"], SNR_DB)
+            assert t["sinr_db"] > SNR_DB - 10  # its probe stream's post-LMMSE SINR
             assert row["csi_snr_db"][batch] == t["snr_db"]
         assert _error_db(h[0, :, k], h[1, :, k]) > -3  # batch 1 meets a fresh channel

@@ -18,7 +18,7 @@ H0 = np.array([1 + 1j, 0.5, -0.5j, 2], np.complex64)
 
 def _frame(flow: int, batch: int, ok: bool = True, h: np.ndarray = H0) -> SimpleNamespace:
     return SimpleNamespace(header=SimpleNamespace(user=flow), payload_ok=ok, payload=nodes.probe_payload(batch),
-                           h_est=h, noise_var_est=0.01)
+                           h_est=h, noise_var_est=0.01, snr_est_db=12.5 + flow)
 
 
 def test_probe_feedback_has_each_received_flow_and_the_mean_linear_snr():
@@ -38,8 +38,8 @@ def test_probe_feedback_has_each_received_flow_and_the_mean_linear_snr():
 class _Told(LinkSystem):
     """``link`` with the hook: keeps what ``encode_with_csi`` was given."""
 
-    def encode_with_csi(self, items, csi, snr_db, batch):
-        self.told = (csi, snr_db, batch)
+    def encode_with_csi(self, items, csi, snr_db, batch, sinr_db=None):
+        self.told = (csi, snr_db, batch, sinr_db)
         return self.encode(items, snr_db, batch)
 
 
@@ -57,11 +57,12 @@ def test_the_encoder_is_told_its_fed_back_column_or_the_nominal_snr(monkeypatch)
     program = _tx(monkeypatch, {"bs": fb})
     program.system = _Told({"n_frames": 1, "payload_bytes": 10})
     reply, _ = program.encode({"items": [], "snr_db": 7.0, "batch": 2}, {})
-    csi, snr_db, batch = program.system.told
+    csi, snr_db, batch, sinr_db = program.system.told
+    assert sinr_db == 13.5  # flow 1's probe stream
     assert csi.dtype == np.complex128 and np.allclose(csi, H0 / 2) and (snr_db, batch) == (fb["noise_snr_db"], 2)
     assert (reply["csi_from"], reply["csi_snr_db"], reply["csi"]) == ("probe", fb["noise_snr_db"], fb["flows"]["1"]["csi"])
     reply, _ = program.encode({"items": [], "snr_db": 7.0, "batch": 3}, {})  # no feedback on batch 3's probe
-    assert program.system.told == (None, 7.0, 3) and (reply["csi_from"], reply["csi"]) == ("nominal", None)
+    assert program.system.told == (None, 7.0, 3, None) and (reply["csi_from"], reply["csi"]) == ("nominal", None)
     lost = nodes.probe_feedback("bs", 4, {0, 1}, [_frame(0, 4)])  # this TX's probe was lost
     program.feedback.latest = {"bs": lost}
     assert program.encode({"items": [], "snr_db": 7.0, "batch": 4}, {})[0]["csi_from"] == "nominal"

@@ -16,9 +16,10 @@ TX (``encode_with_csi``, per batch, in the user's TX node; docs/architecture.md 
    index); their lengths follow the decisions.
 4. The side information's scheme is the paper's (LDPC rate 3/4 and 64-QAM) when ``side_info_mcs``
    names it, or with ``adaptive`` (the default) the densest of the PHY's schemes whose measured
-   codeword error rate (``models/digital/bler-awgn.json``) is below 1e-3 at the fed-back SNR
-   minus ``side_info_margin_db``: 64-QAM rate 3/4 cannot be decoded below about 18 dB, and
-   without the side information nothing of the item can be placed.
+   codeword error rate (``models/digital/bler-awgn.json``) is below 1e-3 at the post-LMMSE SINR
+   of the user's probe stream (fed back by the base station; the nominal SNR without it) minus
+   ``side_info_margin_db``: 64-QAM rate 3/4 cannot be decoded below about 18 dB, and without the
+   side information nothing of the item can be placed.
 
 RX (``decode``, per user, in the base station's RX node): the side information gives the
 decision and the context; the analog frames' detected symbols are put back in place and the
@@ -75,7 +76,7 @@ class AdaptiveRateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = ""
     side_info_mcs: str = "adaptive"
-    side_info_margin_db: float = Field(default=3.0, ge=0.0, le=30.0)
+    side_info_margin_db: float = Field(default=2.0, ge=0.0, le=30.0)
     max_frame_symbols: int = Field(default=8192, ge=512, le=MAX_LENGTH)
     models_dir: str = str(MODEL_DIR)
     threads: int = Field(default=1, ge=1, le=64)
@@ -128,23 +129,24 @@ class AdaptiveRateSystem(System):
 
     # -- TX -------------------------------------------------------------------------------------
 
-    def side_mcs(self, snr_db: float) -> str:
-        """The side information's scheme at the fed-back ``snr_db`` (module docstring, step 4)."""
+    def side_mcs(self, sinr_db: float) -> str:
+        """The side information's scheme for a stream of ``sinr_db`` (module docstring, step 4)."""
         if self.params.side_info_mcs != "adaptive":
             return self.params.side_info_mcs
-        return adaptive_scheme(snr_db - self.params.side_info_margin_db)
+        return adaptive_scheme(sinr_db - self.params.side_info_margin_db)
 
     def encode(self, items: Items, snr_db: float, batch: int = 0) -> Encoded:
         """Without feedback: the nominal SNR and a unit channel column (module docstring)."""
         return self.encode_with_csi(items, None, snr_db, batch)
 
-    def encode_with_csi(self, items: Items, csi: np.ndarray | None, snr_db: float, batch: int = 0) -> Encoded:
-        """Frames of one batch for the fed-back ``csi`` complex (M,) (None: not known) and
-        ``snr_db``. Manifest items: name, shape, tiles, side (seq of the side-information frame),
+    def encode_with_csi(self, items: Items, csi: np.ndarray | None, snr_db: float, batch: int = 0,
+                        sinr_db: float | None = None) -> Encoded:
+        """Frames of one batch for the fed-back ``csi`` complex (M,) (None: not known), ``snr_db``
+        and the probe stream's ``sinr_db`` (None: the side scheme is chosen at ``snr_db``). Manifest items: name, shape, tiles, side (seq of the side-information frame),
         frames ([seq, first tile, end tile] of the analog frames) and the TX's decision figures
         for the scorer (cpp, selected_maps, pruning_ratio, symbols)."""
         column = np.ones(self.user.antennas, np.complex64) if csi is None else np.asarray(csi, np.complex64)
-        mcs = self.side_mcs(snr_db)
+        mcs = self.side_mcs(snr_db if sinr_db is None else sinr_db)
         code, modulation = split_mcs(mcs)
         jobs, plan = [], []
         for name, img in items:

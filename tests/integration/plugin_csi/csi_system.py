@@ -17,10 +17,11 @@ class CsiLinkSystem(LinkSystem):
 
     name = "csi_link"
 
-    def encode_with_csi(self, items: Items, csi: np.ndarray | None, snr_db: float, batch: int) -> Encoded:
+    def encode_with_csi(self, items: Items, csi: np.ndarray | None, snr_db: float, batch: int,
+                        sinr_db: float | None = None) -> Encoded:
         encoded = self.encode(items, snr_db, batch)
         told = None if csi is None else [[float(c.real), float(c.imag)] for c in csi]
-        encoded.manifest["told"] = {"batch": batch, "snr_db": snr_db, "csi": told}
+        encoded.manifest["told"] = {"batch": batch, "snr_db": snr_db, "sinr_db": sinr_db, "csi": told}
         return encoded
 
     def score(self, items: Items, manifest: dict, decoded: Decoded) -> dict:
