@@ -92,3 +92,18 @@ def test_the_reference_evaluation_is_repeatable_per_point():
     assert all(0 <= r["cpp"] <= 0.5 and 0 <= r["selected_maps"] <= 8 for r in first)
     other = ev.evaluate(model, images, 0.0, users=2, antennas=2)
     assert other[0]["psnr_db"] != first[0]["psnr_db"]
+
+
+def test_the_self_critical_gradient_reaches_the_policies_and_not_through_the_decisions():
+    torch.manual_seed(0)
+    cfg = tr.TrainConfig(estimator="scst", **TINY)
+    model = tr.build(cfg)
+    images = torch.rand(2, 4, 3, 32, 32)
+    total, parts, decisions = tr.self_critical_loss(model, images, torch.full((4,), 10.0), cfg, 1.0, cfg.beta)
+    assert all(d.log_prob.requires_grad and not d.mask.requires_grad for d in decisions)
+    total.backward()
+    grads = {n.split(".")[0]: p.grad is not None and bool(p.grad.abs().sum() > 0) for n, p in model.named_parameters()}
+    assert grads["select"] and grads["prune"] and grads["encoder"] and grads["decoder"]
+    assert "advantage" in parts and tr.TrainConfig(estimator="scst", **TINY).name().endswith("-scst-seed0-3000steps")
+    with pytest.raises(ConfigError, match="estimator='adam'"):
+        tr.TrainConfig(estimator="adam")

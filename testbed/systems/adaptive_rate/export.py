@@ -70,7 +70,7 @@ CHANNEL = ("K single-antenna users, M base-station antennas: H complex (M, K) wi
            "AWGN of variance 10^(-snr_db/10) per antenna for unit-power symbols, LMMSE detection (eq. 8) "
            "with H_hat = H (perfect CSI) or H + CN(0, sigma_n^2) (imperfect)")
 _NAME = re.compile(r"adaptive-k(?P<users>\d+)-m(?P<antennas>\d+)-a(?P<alpha>[0-9.]+(?:e[-+]?\d+)?)"
-                   r"(?P<tags>(?:-no(?:entropy|attention|feedback|pruning))*)(?P<imperfect>-imperfect)?"
+                   r"(?P<tags>(?:-no(?:entropy|attention|feedback|pruning))*)(?P<imperfect>-imperfect)?(?:-(?P<estimator>scst))?"
                    r"-seed(?P<seed>\d+)-(?P<steps>\d+)steps")
 
 
@@ -297,7 +297,7 @@ def config_from_name(stem: str, batch: int | None = None, beta: float | None = N
     cfg = TrainConfig(users=int(match["users"]), antennas=int(match["antennas"]), alpha=float(match["alpha"]),
                       beta=defaults.beta if beta is None else beta, steps=int(match["steps"]),
                       batch=defaults.batch if batch is None else batch, imperfect_csi=bool(match["imperfect"]),
-                      seed=int(match["seed"]),
+                      seed=int(match["seed"]), estimator=match["estimator"] or "gumbel",
                       **{flag: f"-no{flag}" not in tags for flag in ("entropy", "attention", "feedback", "pruning")})
     if cfg.name() != stem:
         raise ConfigError(f"checkpoint name {stem!r} reads as {cfg.name()!r}; allowed: a TrainConfig name")
@@ -311,6 +311,7 @@ def command_line(cfg: TrainConfig) -> str:
              f"--alpha {cfg.alpha:g}", f"--beta {cfg.beta:g}", f"--steps {cfg.steps}", f"--batch {cfg.batch}",
              f"--seed {cfg.seed}"]
     words += ["--imperfect-csi"] if cfg.imperfect_csi else []
+    words += [f"--estimator {cfg.estimator}"] if cfg.estimator != "gumbel" else []
     words += [f"--no-{flag}" for flag in ("entropy", "attention", "feedback", "pruning") if not getattr(cfg, flag)]
     return " ".join(words + ["--ckpt-dir DIR"])
 

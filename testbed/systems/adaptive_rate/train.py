@@ -9,7 +9,15 @@ random decisions (every rate, 40 % of ``steps`` at 1e-3), the second the policie
 codec (15 % at 1e-3), and then the paper's phases follow (25 % at 1e-4, 10 % and 10 % at 1e-5).
 The codec phase does not depend on alpha: its end state is saved once (:func:`codec_path`) and a
 run with another alpha starts from it. The Gumbel-softmax temperature is 5 e^(-0.01 epoch) with
-the epoch counted as the same fraction of the paper's 500. Each step: K users x ``batch`` random 32x32
+the epoch counted as the same fraction of the paper's 500.
+
+``estimator``: how the policies learn. ``gumbel`` is the paper's straight-through Gumbel-softmax.
+Measured here, it left the policies at one decision for every SNR even on a codec whose best
+decision does change with the SNR (docs/adaptive_rate.md). ``scst`` is a self-critical policy
+gradient (REINFORCE with the greedy decision as baseline, Rennie et al. 2017): per image the
+sampled decision and the policies' greedy one go through the same channel and noise, and
+log p(sampled) is weighted by the difference of their eq. (21) losses (MSE + alpha * usage), so
+the image's own difficulty cancels. The codec then learns from the sampled hard decisions. Each step: K users x ``batch`` random 32x32
 crops of the training photographs (CIFAR-10 cannot be had here; docs/adaptive_rate.md), one SNR
 per batch item uniform in [0, 25] dB, a fresh Rayleigh H per item, perfect or imperfect CSI.
 
@@ -25,6 +33,7 @@ every ``CHECKPOINT_STEPS``; the same command resumes, and a finished run returns
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import time
@@ -37,10 +46,12 @@ import torch
 from testbed.data.images import photo_corpus
 from testbed.errors import ConfigError
 from testbed.runner.files import atomic_torch_save
-from testbed.systems.adaptive_rate.transceiver import AdaptiveRateUser, loss, run_users
+from testbed.systems.adaptive_rate import channel as uplink_channel
+from testbed.systems.adaptive_rate.transceiver import AdaptiveRateUser, loss, per_image_loss, run_users
 from testbed.systems.deepjscc.train import CropSampler
 
 CHECKPOINT_STEPS = 100
+ESTIMATORS = ("gumbel", "scst")
 PAPER_EPOCHS = 500
 SNR_RANGE_DB = (0.0, 25.0)
 DEFAULT_CKPT_DIR = Path(os.environ.get("TESTBED_CKPT_DIR", Path.home() / ".cache" / "testbed")) / "adaptive_rate"
@@ -77,11 +88,14 @@ class TrainConfig:
     feedback: bool = True
     pruning: bool = True
     seed: int = 0
+    estimator: str = "gumbel"
 
     def __post_init__(self) -> None:
         if not 1 <= self.users <= self.antennas:
             raise ConfigError(f"users={self.users} with antennas={self.antennas}; allowed: 1 <= users <= antennas "
                               "(LMMSE separates at most M streams)")
+        if self.estimator not in ESTIMATORS:
+            raise ConfigError(f"estimator={self.estimator!r}; allowed: {', '.join(ESTIMATORS)}")
         for name in ("steps", "batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}; allowed: >= 1")
@@ -89,12 +103,15 @@ class TrainConfig:
     def name(self) -> str:
         off = [f for f in ("entropy", "attention", "feedback", "pruning") if not getattr(self, f)]
         tags = "".join(f"-no{f}" for f in off) + ("-imperfect" if self.imperfect_csi else "")
+        tags += "" if self.estimator == "gumbel" else f"-{self.estimator}"
         return f"adaptive-k{self.users}-m{self.antennas}-a{self.alpha:g}{tags}-seed{self.seed}-{self.steps}steps"
 
 
 def codec_path(cfg: TrainConfig, ckpt_dir: Path) -> Path:
-    """Checkpoint at the end of the codec phase, shared by the runs that differ only in alpha."""
-    return Path(ckpt_dir) / f"{cfg.name().replace(f'-a{cfg.alpha:g}', '-codec', 1)}.ckpt"
+    """Checkpoint at the end of the codec phase, shared by the runs that differ only in alpha or
+    in the estimator (the codec phase depends on neither)."""
+    shared = dataclasses.replace(cfg, estimator="gumbel")  # nor on how the policies learn later
+    return Path(ckpt_dir) / f"{shared.name().replace(f'-a{cfg.alpha:g}', '-codec', 1)}.ckpt"
 
 
 def build(cfg: TrainConfig) -> AdaptiveRateUser:
@@ -125,6 +142,24 @@ def _optimiser(model: AdaptiveRateUser, phase: Phase) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=phase.lr, weight_decay=5e-4)
 
 
+def self_critical_loss(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tensor, cfg: TrainConfig,
+                       tau: float, beta: float) -> tuple[torch.Tensor, dict[str, float], list]:
+    """Eq. (21) on the sampled decisions (the codec's gradient) plus the self-critical policy
+    gradient (module docstring); both passes meet one channel draw and one noise draw."""
+    draw = uplink_channel.draw(images.shape[1], cfg.antennas, images.shape[0], snr_db, cfg.imperfect_csi)
+    seed = int(torch.randint(0, 2**31 - 1, ()))
+    recon, decisions = run_users(model, images, snr_db, cfg.antennas, cfg.imperfect_csi, max(tau, 1e-3),
+                                 torch.Generator().manual_seed(seed), channel=draw, straight_through=False)
+    with torch.no_grad():
+        greedy, chosen = run_users(model, images, snr_db, cfg.antennas, cfg.imperfect_csi, 0.0,
+                                   torch.Generator().manual_seed(seed), channel=draw, straight_through=False)
+        advantage = (per_image_loss(images, recon, decisions, cfg.alpha)
+                     - per_image_loss(images, greedy, chosen, cfg.alpha))
+    total, parts = loss(images, recon, decisions, cfg.alpha, beta)
+    policy = (advantage * torch.stack([d.log_prob for d in decisions])).mean()
+    return total + policy, {**parts, "advantage": float(advantage.mean())}, decisions
+
+
 def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1, log=print) -> dict:
     """Train (or resume) ``cfg``; {"model", "minutes", "log"} once all steps ran."""
     torch.set_num_threads(threads)
@@ -153,9 +188,13 @@ def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
             phase_index, optimiser = index, _optimiser(model, now)
         images = sampler.batch(cfg.users * cfg.batch).reshape(cfg.users, cfg.batch, 3, 32, 32)
         snr_db = torch.from_numpy(sampler.rng.uniform(*SNR_RANGE_DB, cfg.batch)).float()
-        recon, decisions = run_users(model, images, snr_db, cfg.antennas, cfg.imperfect_csi,
-                                     temperature_at(cfg, state["step"]), explore=now.explore)
-        total, parts = loss(images, recon, decisions, cfg.alpha, beta)
+        tau = temperature_at(cfg, state["step"])
+        if cfg.estimator == "scst" and not now.explore:
+            total, parts, decisions = self_critical_loss(model, images, snr_db, cfg, tau, beta)
+        else:
+            recon, decisions = run_users(model, images, snr_db, cfg.antennas, cfg.imperfect_csi, tau,
+                                         explore=now.explore)
+            total, parts = loss(images, recon, decisions, cfg.alpha, beta)
         optimiser.zero_grad()
         total.backward()
         optimiser.step()
@@ -189,6 +228,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("alpha", "beta"):
         parser.add_argument(f"--{name}", type=float, default=getattr(defaults, name))
     parser.add_argument("--imperfect-csi", action="store_true")
+    parser.add_argument("--estimator", choices=ESTIMATORS, default=defaults.estimator,
+                        help="how the policies learn (module docstring)")
     for name in ("entropy", "attention", "feedback", "pruning"):
         parser.add_argument(f"--no-{name}", action="store_true", help=f"ablation: without {name}")
     parser.add_argument("--threads", type=int, default=1)
@@ -201,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = TrainConfig(users=args.users, antennas=args.antennas, alpha=args.alpha, beta=args.beta, steps=args.steps,
                       batch=args.batch, imperfect_csi=args.imperfect_csi, entropy=not args.no_entropy,
                       attention=not args.no_attention, feedback=not args.no_feedback, pruning=not args.no_pruning,
-                      seed=args.seed)
+                      seed=args.seed, estimator=args.estimator)
     result = train(cfg, args.ckpt_dir, args.threads)
     return {"config": asdict(cfg), "minutes": result["minutes"], "last": result["log"][-1]}
 

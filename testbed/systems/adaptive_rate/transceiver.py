@@ -36,13 +36,15 @@ class UserDecision:
     """Per-image choices (straight-through, so they carry gradients): ``mask`` (B, C/2) the
     selected complex maps, ``ratio`` (B,) the pruning ratio, ``pruning`` (B,) 1 when a non-zero
     ratio was chosen (index rows are then sent), ``kept`` (B, C/2, 2L) 1 where an entry is sent,
-    ``entropy_bits`` (B, C) the maps' 2-D entropies."""
+    ``entropy_bits`` (B, C) the maps' 2-D entropies, ``log_prob`` (B,) the log-probability the
+    policies gave the decision (zeros when they did not make it)."""
 
     mask: torch.Tensor
     ratio: torch.Tensor
     pruning: torch.Tensor
     kept: torch.Tensor
     entropy_bits: torch.Tensor
+    log_prob: torch.Tensor | None = None
 
     @property
     def selected(self) -> torch.Tensor:
@@ -76,40 +78,50 @@ class AdaptiveRateUser(nn.Module):
         self.register_buffer("ratios", torch.tensor(rc.PRUNING_RATIOS))
 
     def transmit(self, images: torch.Tensor, csi: torch.Tensor, snr_db: torch.Tensor,
-                 tau: float, explore: bool = False, fixed: tuple[int, int] | None = None
-                 ) -> tuple[torch.Tensor, UserDecision]:
+                 tau: float, explore: bool = False, fixed: tuple[int, int] | None = None,
+                 straight_through: bool = True) -> tuple[torch.Tensor, UserDecision]:
         """images (B, 3, 32, 32), csi complex (B, M), snr_db (B,) -> (rows (B, C/2, 2L) of
         what is sent, zeros elsewhere, decision). Without feedback (the ablation) the transmitter
         sees zeros for the CSI and the SNR. With ``explore`` the policies are bypassed: every
         image gets a uniformly random number of maps (1 .. C/2) and pruning ratio, so that the
         codec learns every rate before the policies learn to choose one (train.py). With ``fixed``
-        = (maps, pruning ratio index) every image gets that decision (the fixed-rate baseline)."""
+        = (maps, pruning ratio index) every image gets that decision (the fixed-rate baseline).
+        Without ``straight_through`` the decisions carry no gradient (sampled from the detached
+        probabilities); their ``log_prob`` does (the policy gradient of train.py)."""
         if not self.feedback:
             csi, snr_db = torch.zeros_like(csi), torch.zeros_like(snr_db)
         z0 = self.encoder(images, context(csi, snr_db))
         entropy = rc.entropy_2d(z0, soft=True)
         weights = rc.normalised_entropy(entropy) if self.entropy else torch.zeros_like(entropy)
         half, n = z0.shape[1] // 2, images.shape[0]
+        log_prob = torch.zeros(n)
         if fixed is not None:
             select = _constant(n, half - fixed[0], half + 1, z0)
+        elif explore:
+            select = _uniform(n, half, half + 1, z0)
         else:
-            select = _uniform(n, half, half + 1, z0) if explore else \
-                rc.sample_one_hot(self.select(z0, weights, csi, snr_db), tau)
+            p1 = self.select(z0, weights, csi, snr_db) if straight_through else \
+                self.select(z0.detach(), weights.detach(), csi, snr_db)
+            select = rc.sample_one_hot(p1 if straight_through else p1.detach(), tau)
+            log_prob = log_prob + torch.log((p1 * select).sum(-1).clamp_min(1e-20))
         mask = rc.thermometer(select)                                                          # (B, C/2)
         z1 = to_complex(z0) * mask[..., None]
         if self.pruning:
             if fixed is not None:
                 choice = _constant(n, fixed[1], len(self.ratios), z0)
+            elif explore:
+                choice = _uniform(n, len(self.ratios), len(self.ratios), z0)
             else:
-                choice = _uniform(n, len(self.ratios), len(self.ratios), z0) if explore else \
-                    rc.sample_one_hot(self.prune(z1, csi, snr_db), tau)                        # (B, T)
+                p2 = self.prune(z1 if straight_through else z1.detach(), csi, snr_db)
+                choice = rc.sample_one_hot(p2 if straight_through else p2.detach(), tau)       # (B, T)
+                log_prob = log_prob + torch.log((p2 * choice).sum(-1).clamp_min(1e-20))
             keeps = rc.keep_masks(z1)
             kept = (choice[:, :, None, None] * keeps).sum(1) * mask[..., None]                 # straight-through
             ratio, pruning = choice @ self.ratios, 1.0 - choice[:, 0]
         else:
             kept = mask[..., None].expand_as(z1)
             ratio = pruning = torch.zeros_like(snr_db)
-        decision = UserDecision(mask, ratio, pruning, kept, entropy)
+        decision = UserDecision(mask, ratio, pruning, kept, entropy, log_prob)
         return z1 * kept, decision
 
     def receive(self, rows: torch.Tensor, decision: UserDecision, csi: torch.Tensor,
@@ -147,12 +159,12 @@ def from_symbols(symbols: torch.Tensor, power: torch.Tensor, maps_half: int) -> 
 
 def run_users(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tensor, antennas: int,
               imperfect: bool, tau: float, generator: torch.Generator | None = None, explore: bool = False,
-              channel: uplink_channel.UplinkDraw | None = None, fixed: tuple[int, int] | None = None
-              ) -> tuple[torch.Tensor, list[UserDecision]]:
+              channel: uplink_channel.UplinkDraw | None = None, fixed: tuple[int, int] | None = None,
+              straight_through: bool = True) -> tuple[torch.Tensor, list[UserDecision]]:
     """K users' images (K, B, 3, 32, 32) through one shared uplink per batch item at snr_db (B,);
     ``explore``: random decisions (:meth:`AdaptiveRateUser.transmit`); ``channel``: these draws
     (e.g. a network run's H) instead of fresh Rayleigh ones; ``fixed``: one decision for all
-    (:meth:`AdaptiveRateUser.transmit`).
+    (:meth:`AdaptiveRateUser.transmit`, as ``straight_through``).
 
     Returns the reconstructions (K, B, 3, 32, 32) and each user's decision.
     """
@@ -160,7 +172,7 @@ def run_users(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tenso
     draw = channel or uplink_channel.draw(batch, antennas, users, snr_db, imperfect, generator)
     sent, decisions, powers = [], [], []
     for k in range(users):
-        rows, decision = model.transmit(images[k], draw.h_hat[:, :, k], snr_db, tau, explore, fixed)
+        rows, decision = model.transmit(images[k], draw.h_hat[:, :, k], snr_db, tau, explore, fixed, straight_through)
         symbols, power = to_symbols(rows, decision.kept)
         sent.append(symbols)
         decisions.append(decision)
@@ -170,6 +182,13 @@ def run_users(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tenso
     out = [model.receive(from_symbols(detected[:, k], powers[k], maps_half), decisions[k],
                          draw.h_hat[:, :, k], snr_db) for k in range(users)]
     return torch.stack(out), decisions
+
+
+def per_image_loss(images: torch.Tensor, recon: torch.Tensor, decisions: list[UserDecision],
+                   alpha: float) -> torch.Tensor:
+    """(K, B) eq. (21)'s rate-distortion part per user and image: MSE + alpha * usage."""
+    mse = ((images - recon) ** 2).flatten(2).mean(-1)
+    return mse + alpha * torch.stack([d.usage() for d in decisions])
 
 
 def loss(images: torch.Tensor, recon: torch.Tensor, decisions: list[UserDecision], alpha: float,
