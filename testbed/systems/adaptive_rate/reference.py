@@ -37,7 +37,7 @@ from testbed.runner.scenario import scenario_images
 from testbed.systems.adaptive_rate import channel as uplink_channel
 from testbed.systems.adaptive_rate.export import user_from_onnx
 from testbed.systems.adaptive_rate.system import TILE, AdaptiveRateSystem
-from testbed.systems.adaptive_rate.transceiver import AdaptiveRateUser, from_symbols, run_users, to_symbols
+from testbed.systems.adaptive_rate.transceiver import AdaptiveRateUser, run_users
 
 
 def batch_channels(scenario: Scenario, point: dict[str, float], batches: list[int]) -> tuple[np.ndarray, float]:
@@ -95,24 +95,15 @@ def told_batch(model: AdaptiveRateUser, items: list[tuple[str, np.ndarray]], h: 
     with the same context; detection on the true H complex (M, K) at the nominal ``snr_db``."""
     tiles = [tile(img, TILE) for _, img in items]
     stack = torch.from_numpy(np.concatenate(tiles))
-    n = len(stack)
-    generator = torch.Generator().manual_seed(seed)
-    sent, decisions, powers, contexts = [], [], [], []
-    for csi, told_db in told:
-        ctx = (torch.from_numpy(np.asarray(csi, np.complex64)).expand(n, -1), torch.full((n,), told_db))
-        rows, decision = model.transmit(stack, *ctx, 0.0)
-        symbols, power = to_symbols(rows, decision.kept)
-        sent.append(symbols)
-        decisions.append(decision)
-        powers.append(power)
-        contexts.append(ctx)
+    n, users = len(stack), len(told)
+    contexts = [(torch.from_numpy(np.asarray(csi, np.complex64)).expand(n, -1), torch.full((n,), told_db))
+                for csi, told_db in told]
     h_t = torch.from_numpy(h.astype(np.complex64)).expand(n, *h.shape)
     noise = torch.full((n,), 10.0 ** (-snr_db / 10.0))
-    detected = uplink_channel.uplink(torch.stack(sent, 1), uplink_channel.UplinkDraw(h_t, h_t, noise), generator)
-    half = decisions[0].kept.shape[1]
-    recon = [model.receive(from_symbols(detected[:, k], powers[k], half), decisions[k], *contexts[k])
-             for k in range(len(told))]
-    return _rows(items, tiles, torch.stack(recon), decisions)
+    recon, decisions = run_users(model, stack.expand(users, *stack.shape), torch.full((n,), snr_db), h.shape[0],
+                                 False, 0.0, torch.Generator().manual_seed(seed),
+                                 channel=uplink_channel.UplinkDraw(h_t, h_t, noise), contexts=contexts)
+    return _rows(items, tiles, recon, decisions)
 
 
 def _rows(items, tiles, recon: torch.Tensor, decisions) -> list[dict[str, float]]:

@@ -45,7 +45,7 @@ from testbed.metrics import psnr_db
 from testbed.runner.files import write_json
 from testbed.systems.adaptive_rate import detection
 from testbed.systems.adaptive_rate import rate_control as rc
-from testbed.systems.adaptive_rate.evaluate import evaluate
+from testbed.systems.adaptive_rate.evaluate import _user_batches, evaluate
 from testbed.systems.adaptive_rate.export import user_from_onnx
 from testbed.systems.adaptive_rate.model import FEATURE_MAPS, FEATURE_SIDE
 from testbed.systems.adaptive_rate.system import AdaptiveRateSystem
@@ -70,8 +70,8 @@ def _rng(seed: int, users: int, snr_db: float, imperfect: bool, stream: int) -> 
 def _channels(n: int, users: int, snr_db: float, imperfect: bool, rng: np.random.Generator):
     """(H, H_hat) complex128 (n, M, K) and the noise variance."""
     noise = 10.0 ** (-snr_db / 10.0)
-    h = (rng.standard_normal((n, ANTENNAS, users)) + 1j * rng.standard_normal((n, ANTENNAS, users))) / math.sqrt(2)
-    dh = (rng.standard_normal(h.shape) + 1j * rng.standard_normal(h.shape)) * math.sqrt(noise / 2)
+    h = detection.complex_gaussian((n, ANTENNAS, users), 1.0, rng)
+    dh = detection.complex_gaussian(h.shape, noise, rng)
     return h, (h + dh if imperfect else h), noise
 
 
@@ -96,7 +96,7 @@ def deepjscc_point(codec: NeuralImageCodec, tiles: np.ndarray, users: int, snr_d
     x = symbols[..., 0] + 1j * symbols[..., 1]                                                 # (K, n, T)
     h, h_hat, noise = _channels(n, users, snr_db, imperfect, rng)
     y = np.einsum("nmk,knt->nmt", h, x)
-    y += (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape)) * math.sqrt(noise / 2)
+    y += detection.complex_gaussian(y.shape, noise, rng)
     w, sinr = _lmmse(h, h_hat, noise)
     detected = np.einsum("nkm,nmt->knt", w, y)
     out = []
@@ -136,12 +136,6 @@ def nearest_decision(cpp: float) -> tuple[int, int]:
                                                  32, 32) - cpp))
 
 
-def _tiles_per_user(images: np.ndarray, users: int) -> np.ndarray:
-    """(N, 3, 32, 32) -> (K, N // K, ...) as :func:`evaluate` splits them (tile i to user i mod K)."""
-    per = len(images) // users
-    return images[:per * users].reshape(per, users, 3, 32, 32).transpose(1, 0, 2, 3, 4)
-
-
 def collect(model, crops: list[np.ndarray], cifar: np.ndarray, seed: int = 0) -> dict:
     """Every curve: rows {"images", "scheme", "users", "csi", "snr_db", "psnr_db", ...}."""
     tiles = np.concatenate([tile(img, 32) for img in crops])
@@ -150,7 +144,7 @@ def collect(model, crops: list[np.ndarray], cifar: np.ndarray, seed: int = 0) ->
     rows = []
     for images_name, images in (("held-out", tiles), ("cifar10", cifar)):
         for users in USERS:
-            split = _tiles_per_user(images, users)
+            split = _user_batches(images, users).numpy()
             for csi in ("perfect", "imperfect"):
                 imperfect = csi == "imperfect"
                 for snr in SNRS_DB:

@@ -160,27 +160,31 @@ def from_symbols(symbols: torch.Tensor, power: torch.Tensor, maps_half: int) -> 
 def run_users(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tensor, antennas: int,
               imperfect: bool, tau: float, generator: torch.Generator | None = None, explore: bool = False,
               channel: uplink_channel.UplinkDraw | None = None, fixed: tuple[int, int] | None = None,
-              straight_through: bool = True) -> tuple[torch.Tensor, list[UserDecision]]:
+              straight_through: bool = True, contexts: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+              ) -> tuple[torch.Tensor, list[UserDecision]]:
     """K users' images (K, B, 3, 32, 32) through one shared uplink per batch item at snr_db (B,);
     ``explore``: random decisions (:meth:`AdaptiveRateUser.transmit`); ``channel``: these draws
     (e.g. a network run's H) instead of fresh Rayleigh ones; ``fixed``: one decision for all
-    (:meth:`AdaptiveRateUser.transmit`, as ``straight_through``).
+    (:meth:`AdaptiveRateUser.transmit`, as ``straight_through``); ``contexts``: per user the (CSI
+    complex (B, M), SNR dB (B,)) its transmitter and receiver are told instead of its column of
+    H_hat and ``snr_db`` (a network run's feedback; detection still uses H_hat).
 
     Returns the reconstructions (K, B, 3, 32, 32) and each user's decision.
     """
     users, batch = images.shape[:2]
     draw = channel or uplink_channel.draw(batch, antennas, users, snr_db, imperfect, generator)
+    told = contexts or [(draw.h_hat[:, :, k], snr_db) for k in range(users)]
     sent, decisions, powers = [], [], []
     for k in range(users):
-        rows, decision = model.transmit(images[k], draw.h_hat[:, :, k], snr_db, tau, explore, fixed, straight_through)
+        rows, decision = model.transmit(images[k], *told[k], tau, explore, fixed, straight_through)
         symbols, power = to_symbols(rows, decision.kept)
         sent.append(symbols)
         decisions.append(decision)
         powers.append(power)
     detected = uplink_channel.uplink(torch.stack(sent, 1), draw, generator)           # (B, K, T)
     maps_half = decisions[0].kept.shape[1]
-    out = [model.receive(from_symbols(detected[:, k], powers[k], maps_half), decisions[k],
-                         draw.h_hat[:, :, k], snr_db) for k in range(users)]
+    out = [model.receive(from_symbols(detected[:, k], powers[k], maps_half), decisions[k], *told[k])
+           for k in range(users)]
     return torch.stack(out), decisions
 
 
