@@ -12,7 +12,7 @@ from testbed.errors import ConfigError, FrameError
 from testbed.runner.loopback import run_loopback
 from testbed.systems.adaptive_rate import side_info
 from testbed.systems.adaptive_rate.onnx_user import TxDecision
-from testbed.systems.adaptive_rate.system import PAPER_SIDE_MCS, adaptive_scheme
+from testbed.systems.adaptive_rate.system import PAPER_SIDE_MCS, ROBUST_SIDE_MCS, adaptive_scheme
 from testbed.systems.base import by_seq, evaluate
 from testbed.systems.digital import LOST_FILL
 from testbed.systems.digital.bler import spectral_efficiency
@@ -58,7 +58,8 @@ def test_truncated_or_impossible_side_information_is_refused():
 
 def test_the_adaptive_side_scheme_gets_denser_with_snr_and_is_the_papers_at_high_snr():
     schemes = [adaptive_scheme(snr) for snr in (-3.0, 5.0, 12.0, 30.0)]
-    efficiency = [spectral_efficiency(s) for s in schemes]
+    assert schemes[0] == ROBUST_SIDE_MCS  # below every measured scheme
+    efficiency = [spectral_efficiency(s) for s in schemes[1:]]
     assert efficiency == sorted(efficiency) and efficiency[0] < efficiency[-1]
     assert spectral_efficiency(schemes[-1]) >= spectral_efficiency(PAPER_SIDE_MCS)
 
@@ -104,3 +105,11 @@ def test_a_lost_side_frame_leaves_its_item_grey_and_the_rest_decodes(system):
     assert np.all(decoded.images[images[0][0]] == LOST_FILL)
     assert decoded.arrays["side_info_ok"].tolist() == [0.0, 1.0]
     assert np.std(decoded.images[images[1][0]]) > 0.05
+
+
+def test_below_every_measured_threshold_the_side_information_goes_as_bpsk_and_arrives(system):
+    images = default_images()[:2]
+    encoded = system.encode_with_csi(images, np.ones(4, np.complex64), 1.0, sinr_db=-1.0)
+    assert encoded.manifest["side_info_mcs"] == ROBUST_SIDE_MCS == adaptive_scheme(-3.0)
+    frames = run_loopback(encoded.jobs, ChannelSpec(model="awgn", snr_db=1.0))
+    assert system.decode(frames, encoded.manifest).arrays["side_info_ok"].tolist() == [1.0, 1.0]

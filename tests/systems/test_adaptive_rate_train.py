@@ -107,3 +107,43 @@ def test_the_self_critical_gradient_reaches_the_policies_and_not_through_the_dec
     assert "advantage" in parts and tr.TrainConfig(estimator="scst", **TINY).name().endswith("-scst-seed0-3000steps")
     with pytest.raises(ConfigError, match="estimator='adam'"):
         tr.TrainConfig(estimator="adam")
+
+
+def test_the_fitted_schedule_trains_only_the_codec_on_random_decisions():
+    cfg = tr.TrainConfig(steps=100, estimator="fitted", **TINY)
+    names = [tr.phase_at(cfg, s)[1].name for s in range(100)]
+    assert names.count("codec") == 75 and names.count("codec-low-lr") == 25
+    assert all(p.explore and p.frozen == ("select.", "prune.") for p in tr.FITTED_PHASES)
+
+
+def test_fitted_policies_learn_the_least_loss_decision(tmp_path):
+    """With a rate penalty that dwarfs any MSE the least-loss decision is one map pruned by half
+    (usage (64 + 29) / 128), at every SNR; the fit must find it and the greedy policies send it."""
+    from testbed.systems.adaptive_rate import fit_policy
+
+    cfg = tr.TrainConfig(steps=4, estimator="fitted", alpha=1e3, **TINY)
+    result = tr.train(cfg, tmp_path, log=lambda _: None)
+    assert result["fit"]["held_back_accuracy"] == 1.0 and result["fit"]["regret"] == 0.0
+    assert all(b["policy_maps"] == 1.0 and b["policy_ratio"] == 0.5 for b in result["fit"]["bands"])
+    model = result["model"]
+    images, csi = torch.rand(6, 3, 32, 32), torch.randn(6, 2, dtype=torch.complex64)
+    _, decision = model.transmit(images, csi, torch.linspace(0, 25, 6), 0.0)
+    assert decision.selected.tolist() == [1.0] * 6 and decision.ratio.tolist() == pytest.approx([0.5] * 6)
+    assert len(fit_policy.decisions(model)) == 8 * 5
+    # another alpha refits on the same codec: no codec step runs again
+    lines = []
+    again = tr.train(tr.TrainConfig(steps=4, estimator="fitted", alpha=0.0, **TINY), tmp_path, log=lines.append)
+    assert len(lines) == 1 and "fitted policies" in lines[0] and again["fit"]["bands"]
+
+
+def test_the_labels_are_the_least_loss_decisions_on_one_draw():
+    from testbed.systems.adaptive_rate import fit_policy
+
+    torch.manual_seed(0)
+    model = tr.build(tr.TrainConfig(pruning=False, **TINY))
+    images, snr = torch.rand(2, 3, 3, 32, 32), torch.tensor([0.0, 10.0, 20.0])
+    data = fit_policy.label_batch(model, images, snr, 2, False, 1e-4, seed=5)
+    again, _ = fit_policy.decision_losses(model, images, snr, 2, False, 1e-4, seed=5)
+    assert data["losses"].shape == (6, 8) and torch.equal(data["losses"], again.permute(1, 2, 0).reshape(6, 8))
+    assert torch.equal(data["label"], data["losses"].argmin(-1))
+    assert fit_policy.decisions(model) == [(m, 0) for m in range(1, 9)]

@@ -56,6 +56,10 @@ MODEL_DIR = MODELS_DIR / "adaptive_rate"
 ANALOG = PayloadFormat("analog", "none")
 PAPER_SIDE_MCS = "ldpc_648_3_4/qam64"
 SIDE_CODEWORD_ERROR = 1e-3
+# Below every measured scheme's threshold: BPSK on the strongest code, 3 dB more robust than QPSK
+# on it (the measured table holds QPSK and denser only). Without it a deep fade of the probe
+# stream lost the side information, and with it the whole item (docs/adaptive_rate.md).
+ROBUST_SIDE_MCS = "ldpc_1296_1_2/bpsk"
 TILE = 32
 
 
@@ -147,7 +151,7 @@ class AdaptiveRateSystem(System):
         for the scorer (cpp, selected_maps, pruning_ratio, symbols)."""
         column = np.ones(self.user.antennas, np.complex64) if csi is None else np.asarray(csi, np.complex64)
         mcs = self.side_mcs(snr_db if sinr_db is None else sinr_db)
-        code, modulation = split_mcs(mcs)
+        code, _, modulation = mcs.partition("/")  # a measured scheme (validated) or ROBUST_SIDE_MCS
         jobs, plan = [], []
         for name, img in items:
             tiles = tile(img, TILE)
@@ -228,8 +232,8 @@ def _part(decision: TxDecision, first: int, end: int) -> TxDecision:
 
 def adaptive_scheme(snr_db: float) -> str:
     """The densest scheme of the PHY's measured table with codeword error rate at most
-    SIDE_CODEWORD_ERROR at ``snr_db``; the most robust one when none is."""
+    SIDE_CODEWORD_ERROR at ``snr_db``; ROBUST_SIDE_MCS when none is."""
     table = BlerTable.load()
     names = sorted(table.curves, key=spectral_efficiency)
     fit = [n for n in names if table.codeword_error_rate(n, snr_db) <= SIDE_CODEWORD_ERROR]
-    return fit[-1] if fit else names[0]
+    return fit[-1] if fit else ROBUST_SIDE_MCS

@@ -47,11 +47,12 @@ from testbed.data.images import photo_corpus
 from testbed.errors import ConfigError
 from testbed.runner.files import atomic_torch_save
 from testbed.systems.adaptive_rate import channel as uplink_channel
+from testbed.systems.adaptive_rate import fit_policy
 from testbed.systems.adaptive_rate.transceiver import AdaptiveRateUser, loss, per_image_loss, run_users
 from testbed.systems.deepjscc.train import CropSampler
 
 CHECKPOINT_STEPS = 100
-ESTIMATORS = ("gumbel", "scst")
+ESTIMATORS = ("gumbel", "scst", "fitted")
 PAPER_EPOCHS = 500
 SNR_RANGE_DB = (0.0, 25.0)
 DEFAULT_CKPT_DIR = Path(os.environ.get("TESTBED_CKPT_DIR", Path.home() / ".cache" / "testbed")) / "adaptive_rate"
@@ -72,6 +73,10 @@ PHASES = (Phase("codec", 0.4, 1e-3, ("select.", "prune."), explore=True),
           Phase("freeze-cem-p2", 0.1, 1e-5, ("encoder.cem.", "prune.")),
           Phase("freeze-caem-p1", 0.1, 1e-5, ("encoder.res.", "encoder.attention.", "encoder.adapt.",
                                               "encoder.out.", "select.")))
+# ``fitted``: the codec alone on random decisions, then the policies fitted to the codec's best
+# decisions (fit_policy.py); the codec never sees the policies, so none of it depends on alpha.
+FITTED_PHASES = (Phase("codec", 0.75, 1e-3, ("select.", "prune."), explore=True),
+                 Phase("codec-low-lr", 0.25, 1e-4, ("select.", "prune."), explore=True))
 
 
 @dataclass(frozen=True)
@@ -107,10 +112,15 @@ class TrainConfig:
         return f"adaptive-k{self.users}-m{self.antennas}-a{self.alpha:g}{tags}-seed{self.seed}-{self.steps}steps"
 
 
+def phases(cfg: TrainConfig) -> tuple[Phase, ...]:
+    return FITTED_PHASES if cfg.estimator == "fitted" else PHASES
+
+
 def codec_path(cfg: TrainConfig, ckpt_dir: Path) -> Path:
     """Checkpoint at the end of the codec phase, shared by the runs that differ only in alpha or
-    in the estimator (the codec phase depends on neither)."""
-    shared = dataclasses.replace(cfg, estimator="gumbel")  # nor on how the policies learn later
+    in the estimator (the codec phase depends on neither). ``fitted`` runs keep their own: their
+    codec trains for all the steps (FITTED_PHASES) and is saved before the policies are fitted."""
+    shared = dataclasses.replace(cfg, estimator="fitted" if cfg.estimator == "fitted" else "gumbel")
     return Path(ckpt_dir) / f"{shared.name().replace(f'-a{cfg.alpha:g}', '-codec', 1)}.ckpt"
 
 
@@ -121,10 +131,10 @@ def build(cfg: TrainConfig) -> AdaptiveRateUser:
 
 def phase_at(cfg: TrainConfig, step: int) -> tuple[int, Phase]:
     """Index and phase of global ``step`` (0-based)."""
-    edge = 0.0
-    for i, phase in enumerate(PHASES):
+    edge, schedule = 0.0, phases(cfg)
+    for i, phase in enumerate(schedule):
         edge += phase.fraction
-        if step < round(edge * cfg.steps) or i == len(PHASES) - 1:
+        if step < round(edge * cfg.steps) or i == len(schedule) - 1:
             return i, phase
     raise AssertionError("unreachable")
 
@@ -177,7 +187,7 @@ def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
     beta = cfg.beta if cfg.entropy else 0.0
     started = time.monotonic() - state["seconds"]
     phase_index = state.get("phase", phase_at(cfg, state["step"])[0])  # the optimiser's phase
-    optimiser = _optimiser(model, PHASES[phase_index])
+    optimiser = _optimiser(model, phases(cfg)[phase_index])
     if state["optimizer"] is not None:
         optimiser.load_state_dict(state["optimizer"])
     model.train()
@@ -211,12 +221,30 @@ def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
                          np_rng=sampler.rng.bit_generator.state,
                          torch_rng=torch.get_rng_state(), seconds=time.monotonic() - started)
             atomic_torch_save(path, state)
-            if boundary and now.name == "codec":
+            if boundary and (state["step"] == cfg.steps if cfg.estimator == "fitted" else now.name == "codec"):
                 atomic_torch_save(codec_path(cfg, ckpt_dir), state)
             log(f"{cfg.name()} {now.name} step {entry['step']}/{cfg.steps}: "
                 + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if isinstance(v, float)))
+    if cfg.estimator == "fitted" and "fit" not in state:
+        state = _fit(model, cfg, sampler, state, path, log)
     model.eval()
-    return {"model": model, "minutes": state["seconds"] / 60.0, "log": state["log"]}
+    return {"model": model, "minutes": state["seconds"] / 60.0, "log": state["log"], "fit": state.get("fit")}
+
+
+def _fit(model: AdaptiveRateUser, cfg: TrainConfig, sampler: CropSampler, state: dict, path: Path, log) -> dict:
+    """The ``fitted`` estimator's last step (fit_policy.py) on fresh training crops; checkpointed."""
+    started = time.monotonic()
+    batches = []
+    for _ in range(fit_policy.FIT_BATCHES):
+        images = sampler.batch(cfg.users * cfg.batch).reshape(cfg.users, cfg.batch, 3, 32, 32)
+        batches.append((images, torch.from_numpy(sampler.rng.uniform(*SNR_RANGE_DB, cfg.batch)).float()))
+    seed = int(sampler.rng.integers(0, 2**31 - 1))
+    summary = fit_policy.fit(model, batches, cfg.antennas, cfg.imperfect_csi, cfg.alpha, seed,
+                             lambda line: log(f"{cfg.name()} {line}"))
+    state.update(model=model.state_dict(), fit=summary, np_rng=sampler.rng.bit_generator.state,
+                 torch_rng=torch.get_rng_state(), seconds=state["seconds"] + time.monotonic() - started)
+    atomic_torch_save(path, state)
+    return state
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -77,6 +77,18 @@ class AdaptiveRateUser(nn.Module):
         self.entropy, self.feedback, self.pruning = entropy, feedback, pruning
         self.register_buffer("ratios", torch.tensor(rc.PRUNING_RATIOS))
 
+    def features(self, images: torch.Tensor, csi: torch.Tensor, snr_db: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the policies decide from: (Z0 float (B, C, 8, 8), 2-D entropies (B, C), P1's
+        entropy input (B, C): normalised, or zeros without the entropy mechanism, and the CSI
+        complex (B, M) and SNR (B,) the transmitter sees: zeros without feedback)."""
+        if not self.feedback:
+            csi, snr_db = torch.zeros_like(csi), torch.zeros_like(snr_db)
+        z0 = self.encoder(images, context(csi, snr_db))
+        entropy = rc.entropy_2d(z0, soft=True)
+        weights = rc.normalised_entropy(entropy) if self.entropy else torch.zeros_like(entropy)
+        return z0, entropy, weights, csi, snr_db
+
     def transmit(self, images: torch.Tensor, csi: torch.Tensor, snr_db: torch.Tensor,
                  tau: float, explore: bool = False, fixed: tuple[int, int] | None = None,
                  straight_through: bool = True) -> tuple[torch.Tensor, UserDecision]:
@@ -88,11 +100,7 @@ class AdaptiveRateUser(nn.Module):
         = (maps, pruning ratio index) every image gets that decision (the fixed-rate baseline).
         Without ``straight_through`` the decisions carry no gradient (sampled from the detached
         probabilities); their ``log_prob`` does (the policy gradient of train.py)."""
-        if not self.feedback:
-            csi, snr_db = torch.zeros_like(csi), torch.zeros_like(snr_db)
-        z0 = self.encoder(images, context(csi, snr_db))
-        entropy = rc.entropy_2d(z0, soft=True)
-        weights = rc.normalised_entropy(entropy) if self.entropy else torch.zeros_like(entropy)
+        z0, entropy, weights, csi, snr_db = self.features(images, csi, snr_db)
         half, n = z0.shape[1] // 2, images.shape[0]
         log_prob = torch.zeros(n)
         if fixed is not None:
