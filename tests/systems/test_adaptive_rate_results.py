@@ -48,3 +48,40 @@ def test_digital_baseline_arrives_at_high_snr_and_collapses_at_low():
     low = res.digital_point([crop], 0.5, 4, -10.0, False, 0, table)
     assert high["arrived"] == 1.0 and high["psnr_db"] > 25.0
     assert low["arrived"] < 0.2 and low["psnr_db"] < high["psnr_db"] - 10.0
+
+
+def test_the_policy_ablations_refit_copies_and_match_the_cpp_by_alpha(monkeypatch):
+    import torch
+
+    from testbed.systems.adaptive_rate import fit_policy
+    from testbed.systems.adaptive_rate import train as tr
+
+    monkeypatch.setattr(fit_policy, "FIT_BATCHES", 1)
+    monkeypatch.setattr(fit_policy, "FIT_STEPS", 50)
+    monkeypatch.setattr(res, "ABLATION_BATCH", 4)
+    monkeypatch.setattr(res, "ABLATION_PROBE", 4)
+    monkeypatch.setattr(res, "ABLATION_ALPHAS", (0.0, 1e3))
+    torch.manual_seed(0)
+    model = tr.build(tr.TrainConfig(users=2, antennas=4)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    variants = res.refit_variants(model, 1e-4, seed=0, log=lambda _: None)
+    assert set(variants) == {"no-entropy (refit)", "no-pruning (refit)"}
+    no_entropy, no_pruning = variants["no-entropy (refit)"][0], variants["no-pruning (refit)"][0]
+    assert not no_entropy.entropy and no_entropy.pruning and not no_pruning.pruning and no_pruning.entropy
+    assert variants["no-pruning (refit)"][1] in (0.0, 1e3)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the shipped model is untouched
+    rows = res.evaluate(no_pruning, held_out_crops()[0][1][None, :, :32, :32].repeat(2, 0), 10.0, 2, 4)
+    assert all(r["pruning_ratio"] == 0.0 for r in rows)
+
+
+def test_the_claims_table_reads_the_rows():
+    rows = []
+    for users in res.USERS:
+        for csi in ("perfect", "imperfect"):
+            for snr in res.SNRS_DB:
+                base = {"images": "held-out", "users": users, "csi": csi, "snr_db": snr}
+                rows += [{**base, "scheme": "adaptive", "psnr_db": 25.0},
+                         {**base, "scheme": "adjscc@cpp", "psnr_db": 24.5},
+                         {**base, "scheme": "hevc+ldpc1/2+qpsk", "psnr_db": 10.0, "arrived": 0.0 if snr == 0 else 1.0}]
+    lines = res.claims(rows)
+    assert "| 2 | perfect | +0.50 / +0.50 / +0.50 / +0.50 / +0.50 / +0.50 | +15.00 at 0 dB |" in lines

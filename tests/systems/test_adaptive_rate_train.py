@@ -136,14 +136,24 @@ def test_fitted_policies_learn_the_least_loss_decision(tmp_path):
     assert len(lines) == 1 and "fitted policies" in lines[0] and again["fit"]["bands"]
 
 
-def test_the_labels_are_the_least_loss_decisions_on_one_draw():
+def test_the_costs_are_one_draw_per_image_and_the_ablations_refit_on_them():
     from testbed.systems.adaptive_rate import fit_policy
 
     torch.manual_seed(0)
-    model = tr.build(tr.TrainConfig(pruning=False, **TINY))
+    model = tr.build(tr.TrainConfig(**TINY))
     images, snr = torch.rand(2, 3, 3, 32, 32), torch.tensor([0.0, 10.0, 20.0])
-    data = fit_policy.label_batch(model, images, snr, 2, False, 1e-4, seed=5)
-    again, _ = fit_policy.decision_losses(model, images, snr, 2, False, 1e-4, seed=5)
-    assert data["losses"].shape == (6, 8) and torch.equal(data["losses"], again.permute(1, 2, 0).reshape(6, 8))
-    assert torch.equal(data["label"], data["losses"].argmin(-1))
-    assert fit_policy.decisions(model) == [(m, 0) for m in range(1, 9)]
+    data = fit_policy.label_batches(model, [(images, snr)], 2, False, seed=5)
+    mse, usage, _ = fit_policy.decision_costs(model, images, snr, 2, False, seed=5)
+    assert data["mse"].shape == (6, 40) and torch.equal(data["mse"], mse.permute(1, 2, 0).reshape(6, 40))
+    recon, chosen = tr.run_users(model, images, snr, 2, False, 0.0, torch.Generator().manual_seed(6),
+                                 channel=fit_policy.uplink_channel.draw(3, 2, 2, snr, False,
+                                                                        torch.Generator().manual_seed(5)), fixed=(3, 2))
+    column = fit_policy.decisions(model).index((3, 2))
+    torch.testing.assert_close(data["mse"][:, column], ((images - recon) ** 2).flatten(2).mean(-1).reshape(-1))
+    torch.testing.assert_close(data["usage"][:, column], torch.stack([d.usage() for d in chosen]).reshape(-1))
+    # without the pruning module the refit may only choose ratio 0: a huge alpha gives one unpruned map
+    plain = tr.build(tr.TrainConfig(pruning=False, entropy=False, **TINY))
+    plain.load_state_dict(model.state_dict())
+    summary = fit_policy.fit_to(plain, data, alpha=1e3, log=lambda _: None)
+    assert all(b["policy_maps"] == 1.0 and b["policy_ratio"] == 0.0 for b in summary["bands"])
+    assert fit_policy.decisions(plain) == [(m, 0) for m in range(1, 9)]

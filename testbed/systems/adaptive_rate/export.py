@@ -70,7 +70,7 @@ CHANNEL = ("K single-antenna users, M base-station antennas: H complex (M, K) wi
            "AWGN of variance 10^(-snr_db/10) per antenna for unit-power symbols, LMMSE detection (eq. 8) "
            "with H_hat = H (perfect CSI) or H + CN(0, sigma_n^2) (imperfect)")
 _NAME = re.compile(r"adaptive-k(?P<users>\d+)-m(?P<antennas>\d+)-a(?P<alpha>[0-9.]+(?:e[-+]?\d+)?)"
-                   r"(?P<tags>(?:-no(?:entropy|attention|feedback|pruning))*)(?P<imperfect>-imperfect)?(?:-(?P<estimator>scst))?"
+                   r"(?P<tags>(?:-no(?:entropy|attention|feedback|pruning))*)(?P<imperfect>-imperfect)?(?:-(?P<estimator>scst|fitted))?"
                    r"-seed(?P<seed>\d+)-(?P<steps>\d+)steps")
 
 
@@ -249,12 +249,14 @@ def card_metrics(model: AdaptiveRateUser, cfg: TrainConfig, tiles: int | None = 
 
 
 def export_user(model: AdaptiveRateUser, cfg: TrainConfig, out_dir: str | Path, *, command: str, minutes: float,
-                steps: int, training_log: list[dict], metrics: dict, threads: int = 1) -> dict[str, Path]:
+                steps: int, training_log: list[dict], metrics: dict, threads: int = 1,
+                policy_fit: dict | None = None) -> dict[str, Path]:
     """Export ``model`` (:func:`export_graphs`) as ``cfg.name()`` and write a card per graph.
 
     Parameters: cfg, the training config (name, seed, flags); command, the training command (no
         absolute paths, :func:`command_line`); minutes and steps of training; training_log, its
-        entries (the last goes into the metrics); metrics, measured ones (:func:`card_metrics`).
+        entries (the last goes into the metrics); metrics, measured ones (:func:`card_metrics`);
+        policy_fit, the ``fitted`` estimator's summary (fit_policy.fit_to), kept in the card.
     Returns: {role: ONNX path}.
     """
     name = cfg.name()
@@ -274,7 +276,8 @@ def export_user(model: AdaptiveRateUser, cfg: TrainConfig, out_dir: str | Path, 
                               "over the sent symbols of an image",
             "training_minutes": round(minutes, 2), "training_steps": steps, "batch_size": cfg.batch,
             "training_config": asdict(cfg), "threads": threads, "machine": machine(),
-            "metrics": {**metrics, "final_training": training_log[-1] if training_log else None},
+            "metrics": {**metrics, "final_training": training_log[-1] if training_log else None,
+                        **({"policy_fit": policy_fit} if policy_fit else {})},
             "opset": OPSET, "inputs": spec[role]["inputs"], "outputs": spec[role]["outputs"],
             "weights": "the torch user is rebuilt from the initializers of the transmitter and receiver files "
                        "(export.user_from_onnx)",
@@ -336,8 +339,9 @@ def load_checkpoint(path: str | Path, batch: int | None = None,
             raise ConfigError(f"--checkpoint {path.name}: its config is named {cfg.name()!r}; allowed: the file's name")
     else:
         cfg = config_from_name(path.stem, batch, beta)
-    if state["step"] < cfg.steps:
-        raise ConfigError(f"--checkpoint {path.name}: training at step {state['step']} of {cfg.steps}; allowed: a "
+    if state["step"] < cfg.steps or (cfg.estimator == "fitted" and "fit" not in state):
+        raise ConfigError(f"--checkpoint {path.name}: training at step {state['step']} of {cfg.steps}"
+                          f"{', policies not fitted' if state['step'] >= cfg.steps else ''}; allowed: a "
                           "finished training (the training command resumes it)")
     model = build(cfg)
     model.load_state_dict(state["model"])
@@ -350,7 +354,8 @@ def export_checkpoint(path: str | Path, out_dir: str | Path, *, batch: int | Non
     cfg, model, state = load_checkpoint(path, batch, beta)
     metrics = card_metrics(model, cfg, tiles)
     return export_user(model, cfg, out_dir, command=command_line(cfg), minutes=state["seconds"] / 60.0,
-                       steps=state["step"], training_log=state["log"], metrics=metrics, threads=threads)
+                       steps=state["step"], training_log=state["log"], metrics=metrics, threads=threads,
+                       policy_fit=state.get("fit"))
 
 
 def user_from_onnx(transmitter: str | Path, receiver: str | Path) -> AdaptiveRateUser:

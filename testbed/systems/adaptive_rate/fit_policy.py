@@ -44,32 +44,44 @@ def decisions(model: AdaptiveRateUser) -> list[tuple[int, int]]:
 
 
 @torch.no_grad()
-def decision_losses(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tensor, antennas: int,
-                    imperfect: bool, alpha: float, seed: int) -> tuple[torch.Tensor, uplink_channel.UplinkDraw]:
-    """Eq. (21)'s rate-distortion loss float (D, K, B) of images (K, B, 3, 32, 32) at snr_db (B,)
-    under each of the D :func:`decisions`, all on one channel draw and noise draw; and the draw."""
+def decision_costs(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tensor, antennas: int,
+                   imperfect: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor, uplink_channel.UplinkDraw]:
+    """Per-image MSE and eq. (21) usage, float (D, K, B) each, of images (K, B, 3, 32, 32) at
+    snr_db (B,) under each of the D :func:`decisions`, all on one channel and noise draw; the draw."""
     users, batch = images.shape[:2]
     draw = uplink_channel.draw(batch, antennas, users, snr_db, imperfect, torch.Generator().manual_seed(seed))
-    rows = []
+    mse, usage = [], []
     for fixed in decisions(model):
         recon, chosen = run_users(model, images, snr_db, antennas, imperfect, 0.0,
                                   torch.Generator().manual_seed(seed + 1), channel=draw, fixed=fixed)
-        rows.append(per_image_loss(images, recon, chosen, alpha))
-    return torch.stack(rows), draw
+        mse.append(((images - recon) ** 2).flatten(2).mean(-1))
+        usage.append(torch.stack([d.usage() for d in chosen]))
+    return torch.stack(mse), torch.stack(usage), draw
 
 
 @torch.no_grad()
 def label_batch(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tensor, antennas: int,
-                imperfect: bool, alpha: float, seed: int) -> dict[str, torch.Tensor]:
-    """Policy inputs and labels of K x B images, flattened to N = K B samples: ``z0`` (N, C, 8, 8),
-    ``weights`` (N, C), ``csi`` (N, M), ``snr_db`` (N,), ``label`` (N,) index into
-    :func:`decisions`, ``losses`` (N, D)."""
-    losses, draw = decision_losses(model, images, snr_db, antennas, imperfect, alpha, seed)
+                imperfect: bool, seed: int) -> dict[str, torch.Tensor]:
+    """Policy inputs and costs of K x B images, flattened to N = K B samples: ``z0`` (N, C, 8, 8),
+    ``weights`` (N, C), ``csi`` (N, M), ``snr_db`` (N,) as the transmitter sees them, ``band_db``
+    (N,) the channel's SNR, ``mse`` and ``usage`` (N, D) per :func:`decisions`."""
+    mse, usage, draw = decision_costs(model, images, snr_db, antennas, imperfect, seed)
     parts = [model.features(images[k], draw.h_hat[:, :, k], snr_db) for k in range(images.shape[0])]
     z0, _, weights, csi, told = (torch.cat([p[i] for p in parts]) for i in range(5))
-    flat = losses.permute(1, 2, 0).reshape(-1, losses.shape[0])
     return {"z0": z0, "weights": weights, "csi": csi, "snr_db": told, "band_db": snr_db.repeat(images.shape[0]),
-            "label": flat.argmin(-1), "losses": flat}
+            "mse": mse.permute(1, 2, 0).reshape(-1, mse.shape[0]),
+            "usage": usage.permute(1, 2, 0).reshape(-1, usage.shape[0])}
+
+
+def label_batches(model: AdaptiveRateUser, batches: list[tuple[torch.Tensor, torch.Tensor]], antennas: int,
+                  imperfect: bool, seed: int) -> dict[str, torch.Tensor]:
+    """:func:`label_batch` of every (images (K, B, 3, 32, 32), snr_db (B,)) of ``batches``,
+    concatenated, with ``decisions`` (D, 2) the (maps, ratio index) of the cost columns."""
+    model.eval()
+    parts = [label_batch(model, images, snr, antennas, imperfect, seed + 2 * i)
+             for i, (images, snr) in enumerate(batches)]
+    return {**{key: torch.cat([p[key] for p in parts]) for key in parts[0]},
+            "decisions": torch.tensor(decisions(model))}
 
 
 def _policy_log_probs(model: AdaptiveRateUser, data: dict[str, torch.Tensor], table: torch.Tensor) -> torch.Tensor:
@@ -87,7 +99,7 @@ def _policy_log_probs(model: AdaptiveRateUser, data: dict[str, torch.Tensor], ta
 
 @torch.no_grad()
 def greedy(model: AdaptiveRateUser, data: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Index into :func:`decisions` of the policies' most probable decision per sample (N,)."""
+    """Index into :func:`decisions` (model) of the policies' most probable decision per sample (N,)."""
     half = data["z0"].shape[1] // 2
     maps = half - model.select(data["z0"], data["weights"], data["csi"], data["snr_db"]).argmax(-1)
     maps = maps.clamp(1, half)  # the no-map class is not in the table; it was never a label either
@@ -100,25 +112,34 @@ def greedy(model: AdaptiveRateUser, data: dict[str, torch.Tensor]) -> torch.Tens
 
 def fit(model: AdaptiveRateUser, batches: list[tuple[torch.Tensor, torch.Tensor]], antennas: int, imperfect: bool,
         alpha: float, seed: int, log=print) -> dict:
-    """Label ``batches`` of (images (K, B, 3, 32, 32), snr_db (B,)) and fit P1/P2 (module docstring).
+    """Label ``batches`` of (images (K, B, 3, 32, 32), snr_db (B,)) and fit P1/P2 to them
+    (module docstring); the summary of :func:`fit_to`."""
+    return fit_to(model, label_batches(model, batches, antennas, imperfect, seed), alpha, log)
 
-    Returns the summary: ``bands`` (per SNR band of the held-back samples: label and policy mean
-    maps and pruning ratio, regret), ``held_back_accuracy`` and ``regret`` overall."""
-    model.eval()
-    parts = [label_batch(model, images, snr, antennas, imperfect, alpha, seed + 2 * i)
-             for i, (images, snr) in enumerate(batches)]
-    data = {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+def fit_to(model: AdaptiveRateUser, data: dict[str, torch.Tensor], alpha: float, log=print) -> dict:
+    """Fit P1/P2 of ``model`` to the least-loss decisions of ``data`` (:func:`label_batches`, of
+    this codec) at ``alpha``, among the decisions ``model`` allows: without its pruning module only
+    ratio 0, without its entropy mechanism P1 sees zeros for the entropies (the ablations).
+
+    Returns ``bands`` (per SNR band of the held-back samples: label and policy mean maps and
+    pruning ratio, regret), ``held_back_accuracy`` and ``regret`` overall."""
+    allowed = set(decisions(model))
+    columns = [i for i, d in enumerate(data["decisions"].tolist()) if tuple(d) in allowed]
+    table = data["decisions"][columns]
+    losses = (data["mse"] + alpha * data["usage"])[:, columns]
+    data = {**data, "losses": losses, "label": losses.argmin(-1),
+            "weights": data["weights"] if model.entropy else torch.zeros_like(data["weights"])}
     n_fit = int(round(len(data["label"]) * (1.0 - HELD_BACK)))
-    train = {k: v[:n_fit] for k, v in data.items()}
-    test = {k: v[n_fit:] for k, v in data.items()}
-    table = torch.tensor(decisions(model))
+    keys = ("z0", "weights", "csi", "snr_db", "band_db", "losses", "label")
+    train = {k: data[k][:n_fit] for k in keys}
+    test = {k: data[k][n_fit:] for k in keys}
     params = [p for m in (model.select, model.prune) for p in m.parameters()]
     for p in params:
         p.requires_grad_(True)
     optimiser = torch.optim.Adam(params, lr=FIT_LR)
     for _ in range(FIT_STEPS):
-        log_p = _policy_log_probs(model, train, table)
-        loss = -log_p.mean()
+        loss = -_policy_log_probs(model, train, table).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -133,7 +154,7 @@ def fit(model: AdaptiveRateUser, batches: list[tuple[torch.Tensor, torch.Tensor]
 @torch.no_grad()
 def summarise(model: AdaptiveRateUser, data: dict[str, torch.Tensor], table: torch.Tensor) -> dict:
     """Per SNR band: the labels' and the greedy policies' mean maps and ratio, and the regret."""
-    chosen = greedy(model, data)
+    chosen = greedy(model, data)  # decisions(model) is the order of table's rows
     ratios = torch.tensor(rc.PRUNING_RATIOS)
     regret = data["losses"].gather(1, chosen[:, None]).squeeze(1) - data["losses"].min(-1).values
     bands = []

@@ -26,11 +26,25 @@ of eq. (8) on H or on H + CN(0, sigma_n^2)).
   receiver shows mid-grey. 32x32 tiles cannot be coded separately: the codec's headers alone
   exceed the budget.
 
+Ablations (the paper's Tables V-VII and Fig. 17; K = 2, perfect CSI):
+
+- ``no-entropy (refit)`` and ``no-pruning (refit)``: the shipped codec with its policies fitted
+  again (:mod:`fit_policy`, on training crops) without the entropy input of P1, or with ratio 0
+  only. Without pruning the paper retrains at a larger alpha so that the CPPs are similar; here
+  the refit takes the alpha of ABLATION_ALPHAS whose mean CPP over the SNR points is nearest the
+  shipped model's. Only for a ``fitted`` model: its policies are the codec's search, so a refit
+  changes the policy and nothing else. The codec itself was trained with the entropy term and
+  with pruning.
+- any other exported model with an ablation tag (``-noattention``, ``-nofeedback`` ...) of the
+  same users, antennas and estimator as the shipped one: retrained without that part.
+
     python -m testbed.systems.adaptive_rate.results --out docs/results
 """
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -39,17 +53,20 @@ import numpy as np
 import torch
 
 from testbed import registry
-from testbed.data.images import held_out_crops, tile
+from testbed.data.images import held_out_crops, photo_corpus, tile
 from testbed.data.loaders import genuine_cifar_samples
 from testbed.metrics import psnr_db
 from testbed.runner.files import write_json
-from testbed.systems.adaptive_rate import detection
+from testbed.systems.adaptive_rate import detection, fit_policy
 from testbed.systems.adaptive_rate import rate_control as rc
 from testbed.systems.adaptive_rate.evaluate import _user_batches, evaluate
-from testbed.systems.adaptive_rate.export import user_from_onnx
+from testbed.systems.adaptive_rate.export import config_from_name, user_from_onnx
 from testbed.systems.adaptive_rate.model import FEATURE_MAPS, FEATURE_SIDE
-from testbed.systems.adaptive_rate.system import AdaptiveRateSystem
+from testbed.systems.adaptive_rate.system import AdaptiveRateSystem, shipped_models
+from testbed.systems.adaptive_rate.train import SNR_RANGE_DB
+from testbed.systems.adaptive_rate.transceiver import AdaptiveRateUser
 from testbed.systems.deepjscc.codec import NeuralImageCodec
+from testbed.systems.deepjscc.train import CropSampler
 from testbed.systems.digital import LOST_FILL
 from testbed.systems.digital.bler import BlerTable
 
@@ -60,6 +77,10 @@ DEEPJSCC = ("adjscc-r12", "adjscc-r6")
 DIGITAL_MCS = "ldpc_648_1_2/qpsk"
 DIGITAL_CODEC = "hevc"
 DIGITAL_DRAWS = 16
+ABLATION_USERS = 2
+ABLATION_ALPHAS = (1e-4, 1.5e-4, 2e-4, 3e-4, 5e-4, 8e-4, 1.2e-3)
+ABLATION_BATCH = 32
+ABLATION_PROBE = 128   # training crops per user on which the no-pruning refit matches the CPP
 
 
 def _rng(seed: int, users: int, snr_db: float, imperfect: bool, stream: int) -> np.random.Generator:
@@ -171,6 +192,76 @@ def collect(model, crops: list[np.ndarray], cifar: np.ndarray, seed: int = 0) ->
     return {"rows": rows}
 
 
+def _point_means(model: AdaptiveRateUser, images: np.ndarray, snr_db: float, users: int, seed: int) -> dict:
+    rows = evaluate(model, images, snr_db, users, ANTENNAS, False, seed)
+    return {k: float(np.mean([r[k] for r in rows])) for k in ("psnr_db", "cpp", "selected_maps", "pruning_ratio")}
+
+
+def refit_variants(model: AdaptiveRateUser, alpha: float, seed: int, log=print) -> dict[str, tuple[AdaptiveRateUser, float]]:
+    """The policy-level ablations of a fitted model (module docstring): {scheme: (model, alpha)}.
+    Labels and the CPP match come from training crops, never from the held-out ones."""
+    sampler = CropSampler(photo_corpus("train"), np.random.default_rng([seed, 21]), size=32)
+    probe = sampler.batch(ABLATION_USERS * ABLATION_PROBE).numpy()
+    batches = [(sampler.batch(ABLATION_USERS * ABLATION_BATCH).reshape(ABLATION_USERS, ABLATION_BATCH, 3, 32, 32),
+                torch.from_numpy(sampler.rng.uniform(*SNR_RANGE_DB, ABLATION_BATCH)).float())
+               for _ in range(fit_policy.FIT_BATCHES)]
+    data = fit_policy.label_batches(model, batches, ANTENNAS, False, seed)
+    variants = {}
+    no_entropy = copy.deepcopy(model)
+    no_entropy.entropy = False
+    fit_policy.fit_to(no_entropy, data, alpha, log)
+    variants["no-entropy (refit)"] = (no_entropy.eval(), alpha)
+    target = np.mean([_point_means(model, probe, s, ABLATION_USERS, seed)["cpp"] for s in SNRS_DB])
+    best = None
+    for a in ABLATION_ALPHAS:
+        plain = copy.deepcopy(model)
+        plain.pruning = False
+        fit_policy.fit_to(plain, data, a, log)
+        cpp = np.mean([_point_means(plain.eval(), probe, s, ABLATION_USERS, seed)["cpp"] for s in SNRS_DB])
+        if best is None or abs(cpp - target) < best[0]:
+            best = (abs(cpp - target), plain, a)
+    variants["no-pruning (refit)"] = (best[1], best[2])
+    return variants
+
+
+def retrained_variants(shipped: str, models_dir: Path | None = None) -> dict[str, AdaptiveRateUser]:
+    """Exported ablations of the shipped model's configuration: {"no-<flag> (retrained)": model}."""
+    system = AdaptiveRateSystem({"model": shipped} if models_dir is None else
+                                {"model": shipped, "models_dir": str(models_dir)})
+    base = config_from_name(shipped)
+    found = {}
+    for name in shipped_models(Path(system.params.models_dir)):
+        if name == shipped:
+            continue
+        cfg = config_from_name(name)
+        off = [f for f in ("entropy", "attention", "feedback", "pruning") if not getattr(cfg, f)]
+        same = dataclasses.replace(cfg, entropy=True, attention=True, feedback=True, pruning=True)
+        if off and same == base:
+            folder = Path(system.params.models_dir)
+            found[" ".join(f"no-{f}" for f in off) + " (retrained)"] = user_from_onnx(
+                folder / f"{name}.transmitter.onnx", folder / f"{name}.receiver.onnx")
+    return found
+
+
+def ablation_rows(model: AdaptiveRateUser, shipped: str, crops: list[np.ndarray], cifar: np.ndarray,
+                  seed: int = 0, log=print) -> list[dict]:
+    """Rows {"images", "scheme", "users", "csi", "snr_db", "psnr_db", "cpp", ...} of the ablations."""
+    cfg = config_from_name(shipped)
+    tiles = np.concatenate([tile(img, 32) for img in crops])
+    variants = {"adaptive": (model, cfg.alpha)}
+    if cfg.estimator == "fitted":
+        variants.update(refit_variants(model, cfg.alpha, seed, log))
+    variants.update({k: (m, cfg.alpha) for k, m in retrained_variants(shipped).items()})
+    rows = []
+    for images_name, images in (("held-out", tiles), ("cifar10", cifar)):
+        for scheme, (variant, alpha) in variants.items():
+            for snr in SNRS_DB:
+                rows.append({"images": images_name, "users": ABLATION_USERS, "csi": "perfect", "snr_db": snr,
+                             "scheme": scheme, "alpha": alpha, **_point_means(variant, images, snr, ABLATION_USERS,
+                                                                              seed)})
+    return rows
+
+
 def markdown(result: dict) -> str:
     """PSNR tables per image set, K and CSI; the adaptive model's CPP and maps per SNR."""
     rows = result["rows"]
@@ -193,7 +284,44 @@ def markdown(result: dict) -> str:
                 lines.append("| adaptive maps | " + " | ".join(f"{c['selected_maps']:.2f}" for c in ours) + " |")
                 lines.append("| adaptive pruning | " + " | ".join(f"{c['pruning_ratio']:.2f}" for c in ours) + " |")
                 lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + claims(rows) + ablation_markdown(result.get("ablations", [])))
+
+
+def claims(rows: list[dict]) -> list[str]:
+    """The paper's two claims on held-out tiles, per K and CSI: the adaptive model's PSNR minus
+    deep JSCC's at matched CPP (the paper: +0.4 dB or more), and minus the digital baseline's
+    where the digital one lost more than half of its crops (the paper: graceful degradation)."""
+    lines = ["## Claims checked (held-out tiles)", "",
+             "| K | CSI | adaptive - adjscc@cpp (dB), " + " / ".join(f"{s:g}" for s in SNRS_DB)
+             + " dB | adaptive - digital where digital arrived < 50 % |", "|---|---|---|---|"]
+    for users in USERS:
+        for csi in ("perfect", "imperfect"):
+            part = [r for r in rows if (r["images"], r["users"], r["csi"]) == ("held-out", users, csi)]
+            get = {(r["scheme"], r["snr_db"]): r for r in part}
+            gap = [get[("adaptive", s)]["psnr_db"] - get[("adjscc@cpp", s)]["psnr_db"] for s in SNRS_DB]
+            digital = [(s, get[("adaptive", s)]["psnr_db"] - r["psnr_db"]) for (name, s), r in get.items()
+                       if name.startswith(DIGITAL_CODEC) and r["arrived"] < 0.5]
+            lines.append(f"| {users} | {csi} | " + " / ".join(f"{g:+.2f}" for g in gap) + " | "
+                         + (", ".join(f"{g:+.2f} at {s:g} dB" for s, g in digital) or "none collapsed") + " |")
+    return lines + [""]
+
+
+def ablation_markdown(rows: list[dict]) -> list[str]:
+    """PSNR and CPP per ablation and SNR (K = 2, perfect CSI)."""
+    lines = []
+    for images in ("held-out", "cifar10"):
+        part = [r for r in rows if r["images"] == images]
+        if not part:
+            continue
+        lines += [f"## Ablations, {images}, K = {ABLATION_USERS}, perfect CSI: PSNR (dB) / CPP", "",
+                  "| scheme | alpha | " + " | ".join(f"{s:g} dB" for s in SNRS_DB) + " |",
+                  "|---|---|" + "---|" * len(SNRS_DB)]
+        for scheme in dict.fromkeys(r["scheme"] for r in part):
+            cells = [next(r for r in part if r["scheme"] == scheme and r["snr_db"] == s) for s in SNRS_DB]
+            lines.append(f"| {scheme} | {cells[0]['alpha']:g} | "
+                         + " | ".join(f"{c['psnr_db']:.2f} / {c['cpp']:.3f}" for c in cells) + " |")
+        lines.append("")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -207,7 +335,9 @@ def main(argv: list[str] | None = None) -> dict:
     system = AdaptiveRateSystem({"model": args.model})
     model = user_from_onnx(*system.model_files()).eval()
     cifar = genuine_cifar_samples()["cifar10"][0]
-    result = {"model": system.model_name, **collect(model, [img for _, img in held_out_crops()], cifar, args.seed)}
+    crops = [img for _, img in held_out_crops()]
+    result = {"model": system.model_name, **collect(model, crops, cifar, args.seed),
+              "ablations": ablation_rows(model, system.model_name, crops, cifar, args.seed)}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "adaptive_rate.json", result)
     (args.out / "adaptive_rate.md").write_text(markdown(result) + "\n")
