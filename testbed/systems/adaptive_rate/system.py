@@ -64,12 +64,17 @@ TILE = 32
 
 
 def shipped_models(folder: Path = MODEL_DIR) -> list[str]:
-    """Names of the exported users in ``folder`` (from their transmitter cards)."""
+    """Names of the exported users in ``folder`` (from their transmitter cards); the complete ones
+    first, then the ablations (cards whose architecture lacks a part), each group by name. The
+    first is the system's default."""
     names = []
     for card in sorted(Path(folder).glob("*.transmitter.json")):
-        if read_card(card.with_suffix(".onnx")).get("system") == "adaptive_rate":
-            names.append(card.name[: -len(".transmitter.json")])
-    return names
+        content = read_card(card.with_suffix(".onnx"))
+        if content.get("system") == "adaptive_rate":
+            arch = content.get("architecture", {})
+            ablated = not all(arch.get(f, True) for f in ("entropy", "attention", "feedback", "pruning"))
+            names.append((ablated, card.name[: -len(".transmitter.json")]))
+    return [name for _, name in sorted(names)]
 
 
 class AdaptiveRateParams(BaseModel):
