@@ -65,7 +65,8 @@ def test_the_policy_ablations_refit_copies_and_match_the_cpp_by_alpha(monkeypatc
     model = tr.build(tr.TrainConfig(users=2, antennas=4)).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     variants = res.refit_variants(model, 1e-4, seed=0, log=lambda _: None)
-    assert set(variants) == {"no-entropy (refit)", "no-pruning (refit)"}
+    assert set(variants) == {"no-entropy (refit)", "no-pruning (refit)", "adaptive, refit at alpha 0.0002",
+                             "adaptive, refit at alpha 0.0003"}
     no_entropy, no_pruning = variants["no-entropy (refit)"][0], variants["no-pruning (refit)"][0]
     assert not no_entropy.entropy and no_entropy.pruning and not no_pruning.pruning and no_pruning.entropy
     assert variants["no-pruning (refit)"][1] in (0.0, 1e3)
