@@ -113,3 +113,17 @@ def test_below_every_measured_threshold_the_side_information_goes_as_bpsk_and_ar
     assert encoded.manifest["side_info_mcs"] == ROBUST_SIDE_MCS == adaptive_scheme(-3.0)
     frames = run_loopback(encoded.jobs, ChannelSpec(model="awgn", snr_db=1.0))
     assert system.decode(frames, encoded.manifest).arrays["side_info_ok"].tolist() == [1.0, 1.0]
+
+
+def test_complete_models_come_before_ablations_so_the_default_is_complete(tmp_path):
+    import json
+
+    from testbed.onnx.card import REQUIRED_FIELDS
+    from testbed.systems.adaptive_rate.system import shipped_models
+
+    parts = dict(entropy=True, attention=True, feedback=True, pruning=True)
+    for name, arch in (("adaptive-a-noattention", {**parts, "attention": False}), ("adaptive-b", parts),
+                       ("adaptive-c", parts)):
+        card = {**{f: None for f in REQUIRED_FIELDS}, "system": "adaptive_rate", "architecture": arch}
+        (tmp_path / f"{name}.transmitter.json").write_text(json.dumps(card))
+    assert shipped_models(tmp_path) == ["adaptive-b", "adaptive-c", "adaptive-a-noattention"]
