@@ -275,7 +275,10 @@ def markdown(result: dict) -> str:
     rows = result["rows"]
     lines = ["# Adaptive rate control over a MU-MIMO uplink (M = 4): PSNR (dB) against SNR", "",
              "Written by `python -m testbed.systems.adaptive_rate.results --out docs/results` "
-             "(torch/numpy, no PHY); what each scheme is: that module's docstring.", ""]
+             "(torch/numpy, no PHY); what each scheme is: that module's docstring.", "",
+             "`adjscc@cpp` interpolates between the shipped ADJSCC ratios (CPP 0.25 and 0.5) and does not "
+             "extrapolate: where the adaptive CPP is below 0.25 it is adjscc-r12, with more channel uses "
+             "than the adaptive model.", ""]
     for images in ("held-out", "cifar10"):
         for users in USERS:
             for csi in ("perfect", "imperfect"):
