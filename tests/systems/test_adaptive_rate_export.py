@@ -251,3 +251,20 @@ def test_shipped_graphs_match_the_torch_user_rebuilt_from_them(name):
     card = read_card(paths[0])
     assert card["name"] == name and set(REQUIRED_FIELDS) <= set(card)
     assert not any(word.startswith(("/", "~")) for word in card["command"].split())
+
+
+def test_the_shipped_default_adapts_its_rate_to_the_snr():
+    """The shape of the paper's Tables I/II that the shipped model must keep: fewer channel uses
+    per pixel as the SNR rises from 10 dB, more maps at 0 dB than at 20 dB (a model whose policies
+    send one decision at every SNR fails)."""
+    from testbed.systems.adaptive_rate import evaluate as ev
+    from testbed.systems.adaptive_rate.system import shipped_models
+
+    name = shipped_models(SHIPPED_DIR)[0]
+    model = ex.user_from_onnx(*[SHIPPED_DIR / f"{name}.{role}.onnx" for role in ex.ROLES])
+    tiles = ev.held_out_tiles(limit=128)
+    means = {snr: {k: np.mean([r[k] for r in ev.evaluate(model, tiles, snr, users=2, antennas=4)])
+                   for k in ("cpp", "selected_maps", "psnr_db")} for snr in (0.0, 10.0, 20.0)}
+    assert means[0.0]["cpp"] > means[10.0]["cpp"] > means[20.0]["cpp"] - 0.005, means
+    assert means[0.0]["selected_maps"] > means[20.0]["selected_maps"] + 1.0, means
+    assert means[0.0]["psnr_db"] < means[10.0]["psnr_db"] < means[20.0]["psnr_db"], means
