@@ -14,7 +14,8 @@ from testbed.bench.network_bench import bench_broadcast, bench_tile_latency
 from testbed.bench.receiver_bench import bench_receiver
 from testbed.bench.zmq_bench import bench_chain
 
-RECEIVER_TARGET_SPS = 10e6
+# on one core: uncoded frames at the 10 MS/s a fast radio streams, LDPC-coded 16-QAM frames at 5 MS/s
+RECEIVER_TARGETS_SPS = {"noise_sps": 10e6, "qpsk_sps": 10e6, "qam16_ldpc_sps": 5e6}
 WHOLE_IMAGE_MODEL = "adjscc-wide-r6"
 
 
@@ -32,7 +33,8 @@ def run_suite(quick: bool = False) -> list[Row]:
     rx = bench_receiver(quick)
     for key, label in (("noise_sps", "receiver, noise only"), ("qpsk_sps", "receiver, QPSK frames back to back"),
                        ("qam16_ldpc_sps", "receiver, 16-QAM LDPC 1/2 frames")):
-        rows.append(Row(label, f"{rx[key] / 1e6:.2f} MS/s", "10 MS/s target", rx[key] / RECEIVER_TARGET_SPS, ">= 1"))
+        target = RECEIVER_TARGETS_SPS[key]
+        rows.append(Row(label, f"{rx[key] / 1e6:.2f} MS/s", f"{target / 1e6:g} MS/s target", rx[key] / target, ">= 1"))
     chain = bench_chain(quick)
     rows.append(Row(f"three-process chain ({chain['samples']:,} samples)", f"{chain['chain_sps'] / 1e6:.2f} MS/s",
                     f"raw gr-zeromq PUSH/PULL {chain['raw_sps'] / 1e6:.2f} MS/s", chain["chain_sps"] / chain["raw_sps"],
