@@ -10,7 +10,7 @@ decision does change with the SNR. This estimator finds that decision directly a
    without the pruning module). All decisions of an image meet one channel draw and one noise
    draw (common random numbers), so they differ by the decision alone.
 2. The per-image label is the decision with the least eq. (21) rate-distortion loss, MSE +
-   alpha * usage (:func:`transceiver.per_image_loss`).
+   alpha * usage (:func:`transceiver.per_image_costs`).
 3. P1 and P2 are fitted to the labels by cross-entropy on exactly what they see at run time
    (:meth:`AdaptiveRateUser.features`: row means, entropies, CSI and SNR). P2 sees the maps its
    label selects.
@@ -27,7 +27,7 @@ import torch
 from testbed.systems.adaptive_rate import channel as uplink_channel
 from testbed.systems.adaptive_rate import rate_control as rc
 from testbed.systems.adaptive_rate.model import to_complex
-from testbed.systems.adaptive_rate.transceiver import AdaptiveRateUser, per_image_loss, run_users
+from testbed.systems.adaptive_rate.transceiver import AdaptiveRateUser, per_image_costs, run_users
 
 FIT_BATCHES = 24        # batches of labelled crops (each K users x ``batch`` images)
 FIT_STEPS = 600         # full-batch Adam steps on the cross-entropy
@@ -45,18 +45,22 @@ def decisions(model: AdaptiveRateUser) -> list[tuple[int, int]]:
 
 @torch.no_grad()
 def decision_costs(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tensor, antennas: int,
-                   imperfect: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor, uplink_channel.UplinkDraw]:
+                   imperfect: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[tuple]]:
     """Per-image MSE and eq. (21) usage, float (D, K, B) each, of images (K, B, 3, 32, 32) at
-    snr_db (B,) under each of the D :func:`decisions`, all on one channel and noise draw; the draw."""
+    snr_db (B,) under each of the D :func:`decisions`, all on one channel and noise draw; and per
+    user :meth:`AdaptiveRateUser.features` (the encoder runs once for all D decisions)."""
     users, batch = images.shape[:2]
     draw = uplink_channel.draw(batch, antennas, users, snr_db, imperfect, torch.Generator().manual_seed(seed))
+    features = [model.features(images[k], draw.h_hat[:, :, k], snr_db) for k in range(users)]
     mse, usage = [], []
     for fixed in decisions(model):
         recon, chosen = run_users(model, images, snr_db, antennas, imperfect, 0.0,
-                                  torch.Generator().manual_seed(seed + 1), channel=draw, fixed=fixed)
-        mse.append(((images - recon) ** 2).flatten(2).mean(-1))
-        usage.append(torch.stack([d.usage() for d in chosen]))
-    return torch.stack(mse), torch.stack(usage), draw
+                                  torch.Generator().manual_seed(seed + 1), channel=draw, fixed=fixed,
+                                  features=features)
+        costs = per_image_costs(images, recon, chosen)
+        mse.append(costs[0])
+        usage.append(costs[1])
+    return torch.stack(mse), torch.stack(usage), features
 
 
 @torch.no_grad()
@@ -65,8 +69,7 @@ def label_batch(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Ten
     """Policy inputs and costs of K x B images, flattened to N = K B samples: ``z0`` (N, C, 8, 8),
     ``weights`` (N, C), ``csi`` (N, M), ``snr_db`` (N,) as the transmitter sees them, ``band_db``
     (N,) the channel's SNR, ``mse`` and ``usage`` (N, D) per :func:`decisions`."""
-    mse, usage, draw = decision_costs(model, images, snr_db, antennas, imperfect, seed)
-    parts = [model.features(images[k], draw.h_hat[:, :, k], snr_db) for k in range(images.shape[0])]
+    mse, usage, parts = decision_costs(model, images, snr_db, antennas, imperfect, seed)
     z0, _, weights, csi, told = (torch.cat([p[i] for p in parts]) for i in range(5))
     return {"z0": z0, "weights": weights, "csi": csi, "snr_db": told, "band_db": snr_db.repeat(images.shape[0]),
             "mse": mse.permute(1, 2, 0).reshape(-1, mse.shape[0]),
@@ -84,6 +87,12 @@ def label_batches(model: AdaptiveRateUser, batches: list[tuple[torch.Tensor, tor
             "decisions": torch.tensor(decisions(model))}
 
 
+def _selected(z0: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """P2's input: the last ``maps`` (N,) complex maps of z0 (N, C, 8, 8), the others zeroed (N, C/2, 2L)."""
+    half = z0.shape[1] // 2
+    return to_complex(z0) * (torch.arange(half)[None, :] >= (half - maps)[:, None])[..., None]
+
+
 def _policy_log_probs(model: AdaptiveRateUser, data: dict[str, torch.Tensor], table: torch.Tensor) -> torch.Tensor:
     """Log-probabilities P1 gives its label class and P2 its label ratio, (N,) each."""
     half = data["z0"].shape[1] // 2
@@ -91,8 +100,7 @@ def _policy_log_probs(model: AdaptiveRateUser, data: dict[str, torch.Tensor], ta
     p1 = model.select(data["z0"], data["weights"], data["csi"], data["snr_db"])
     log_p = torch.log(p1.gather(1, (half - maps)[:, None]).squeeze(1).clamp_min(1e-20))
     if model.pruning:
-        mask = torch.arange(half)[None, :] >= (half - maps)[:, None]
-        p2 = model.prune(to_complex(data["z0"]) * mask[..., None], data["csi"], data["snr_db"])
+        p2 = model.prune(_selected(data["z0"], maps), data["csi"], data["snr_db"])
         log_p = log_p + torch.log(p2.gather(1, ratio[:, None]).squeeze(1).clamp_min(1e-20))
     return log_p
 
@@ -105,8 +113,7 @@ def greedy(model: AdaptiveRateUser, data: dict[str, torch.Tensor]) -> torch.Tens
     maps = maps.clamp(1, half)  # the no-map class is not in the table; it was never a label either
     ratio = torch.zeros_like(maps)
     if model.pruning:
-        mask = torch.arange(half)[None, :] >= (half - maps)[:, None]
-        ratio = model.prune(to_complex(data["z0"]) * mask[..., None], data["csi"], data["snr_db"]).argmax(-1)
+        ratio = model.prune(_selected(data["z0"], maps), data["csi"], data["snr_db"]).argmax(-1)
     return (maps - 1) * (len(rc.PRUNING_RATIOS) if model.pruning else 1) + ratio
 
 

@@ -64,7 +64,7 @@ from testbed.systems.adaptive_rate import rate_control as rc
 from testbed.systems.adaptive_rate.evaluate import _user_batches, evaluate
 from testbed.systems.adaptive_rate.export import config_from_name, user_from_onnx
 from testbed.systems.adaptive_rate.model import FEATURE_MAPS, FEATURE_SIDE
-from testbed.systems.adaptive_rate.system import AdaptiveRateSystem, shipped_models
+from testbed.systems.adaptive_rate.system import MODEL_DIR, AdaptiveRateSystem, shipped_models
 from testbed.systems.adaptive_rate.train import SNR_RANGE_DB
 from testbed.systems.adaptive_rate.transceiver import AdaptiveRateUser
 from testbed.systems.deepjscc.codec import NeuralImageCodec
@@ -232,36 +232,34 @@ def refit_variants(model: AdaptiveRateUser, alpha: float, seed: int, log=print) 
     return variants
 
 
-def retrained_variants(shipped: str, models_dir: Path | None = None) -> dict[str, AdaptiveRateUser]:
-    """Exported ablations of the shipped model's configuration: {"no-<flag> (retrained)": model}."""
-    system = AdaptiveRateSystem({"model": shipped} if models_dir is None else
-                                {"model": shipped, "models_dir": str(models_dir)})
+def retrained_variants(shipped: str, folder: Path = MODEL_DIR) -> dict[str, AdaptiveRateUser]:
+    """Exported ablations in ``folder`` of the shipped model's configuration: {"no-<flag> (retrained)": model}."""
     base = config_from_name(shipped)
     found = {}
-    for name in shipped_models(Path(system.params.models_dir)):
-        if name == shipped:
-            continue
+    for name in shipped_models(folder):
         cfg = config_from_name(name)
         off = [f for f in ("entropy", "attention", "feedback", "pruning") if not getattr(cfg, f)]
         same = dataclasses.replace(cfg, entropy=True, attention=True, feedback=True, pruning=True)
         if off and same == base:
-            folder = Path(system.params.models_dir)
             found[" ".join(f"no-{f}" for f in off) + " (retrained)"] = user_from_onnx(
                 folder / f"{name}.transmitter.onnx", folder / f"{name}.receiver.onnx")
     return found
 
 
 def ablation_rows(model: AdaptiveRateUser, shipped: str, crops: list[np.ndarray], cifar: np.ndarray,
-                  seed: int = 0, log=print) -> list[dict]:
-    """Rows {"images", "scheme", "users", "csi", "snr_db", "psnr_db", "cpp", ...} of the ablations."""
+                  collected: list[dict], seed: int = 0, log=print) -> list[dict]:
+    """Rows {"images", "scheme", "users", "csi", "snr_db", "psnr_db", "cpp", ...} of the ablations;
+    the shipped model's own come from :func:`collect`'s rows (``collected``), which evaluated it so."""
     cfg = config_from_name(shipped)
     tiles = np.concatenate([tile(img, 32) for img in crops])
-    variants = {"adaptive": (model, cfg.alpha)}
+    variants = {}
     if cfg.estimator == "fitted":
         variants.update(refit_variants(model, cfg.alpha, seed, log))
     variants.update({k: (m, cfg.alpha) for k, m in retrained_variants(shipped).items()})
     rows = []
     for images_name, images in (("held-out", tiles), ("cifar10", cifar)):
+        rows += [{**r, "alpha": cfg.alpha} for r in collected if r["scheme"] == "adaptive"
+                 and (r["images"], r["users"], r["csi"]) == (images_name, ABLATION_USERS, "perfect")]
         for scheme, (variant, alpha) in variants.items():
             for snr in SNRS_DB:
                 rows.append({"images": images_name, "users": ABLATION_USERS, "csi": "perfect", "snr_db": snr,
@@ -349,8 +347,8 @@ def main(argv: list[str] | None = None) -> dict:
     model = user_from_onnx(*system.model_files()).eval()
     cifar = genuine_cifar_samples()["cifar10"][0]
     crops = [img for _, img in held_out_crops()]
-    result = {"model": system.model_name, **collect(model, crops, cifar, args.seed),
-              "ablations": ablation_rows(model, system.model_name, crops, cifar, args.seed)}
+    result = {"model": system.model_name, **collect(model, crops, cifar, args.seed)}
+    result["ablations"] = ablation_rows(model, system.model_name, crops, cifar, result["rows"], args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "adaptive_rate.json", result)
     (args.out / "adaptive_rate.md").write_text(markdown(result) + "\n")

@@ -139,6 +139,12 @@ def phase_at(cfg: TrainConfig, step: int) -> tuple[int, Phase]:
     raise AssertionError("unreachable")
 
 
+def codec_ends(cfg: TrainConfig, step: int) -> bool:
+    """Whether ``step`` steps complete the random-decision (explore) phases: the codec that
+    :func:`codec_path` shares is done."""
+    return phase_at(cfg, step - 1)[1].explore and (step == cfg.steps or not phase_at(cfg, step)[1].explore)
+
+
 def temperature_at(cfg: TrainConfig, step: int) -> float:
     return 5.0 * math.exp(-0.01 * PAPER_EPOCHS * step / cfg.steps)
 
@@ -221,7 +227,7 @@ def train(cfg: TrainConfig, ckpt_dir: Path = DEFAULT_CKPT_DIR, threads: int = 1,
                          np_rng=sampler.rng.bit_generator.state,
                          torch_rng=torch.get_rng_state(), seconds=time.monotonic() - started)
             atomic_torch_save(path, state)
-            if boundary and (state["step"] == cfg.steps if cfg.estimator == "fitted" else now.name == "codec"):
+            if codec_ends(cfg, state["step"]):
                 atomic_torch_save(codec_path(cfg, ckpt_dir), state)
             log(f"{cfg.name()} {now.name} step {entry['step']}/{cfg.steps}: "
                 + ", ".join(f"{k} {v:.4g}" for k, v in entry.items() if isinstance(v, float)))

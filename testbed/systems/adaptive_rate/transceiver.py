@@ -91,7 +91,7 @@ class AdaptiveRateUser(nn.Module):
 
     def transmit(self, images: torch.Tensor, csi: torch.Tensor, snr_db: torch.Tensor,
                  tau: float, explore: bool = False, fixed: tuple[int, int] | None = None,
-                 straight_through: bool = True) -> tuple[torch.Tensor, UserDecision]:
+                 straight_through: bool = True, features: tuple | None = None) -> tuple[torch.Tensor, UserDecision]:
         """images (B, 3, 32, 32), csi complex (B, M), snr_db (B,) -> (rows (B, C/2, 2L) of
         what is sent, zeros elsewhere, decision). Without feedback (the ablation) the transmitter
         sees zeros for the CSI and the SNR. With ``explore`` the policies are bypassed: every
@@ -99,8 +99,9 @@ class AdaptiveRateUser(nn.Module):
         codec learns every rate before the policies learn to choose one (train.py). With ``fixed``
         = (maps, pruning ratio index) every image gets that decision (the fixed-rate baseline).
         Without ``straight_through`` the decisions carry no gradient (sampled from the detached
-        probabilities); their ``log_prob`` does (the policy gradient of train.py)."""
-        z0, entropy, weights, csi, snr_db = self.features(images, csi, snr_db)
+        probabilities); their ``log_prob`` does (the policy gradient of train.py). ``features``: what
+        :meth:`features` returned for these inputs (one encoder pass serves many decisions)."""
+        z0, entropy, weights, csi, snr_db = features or self.features(images, csi, snr_db)
         half, n = z0.shape[1] // 2, images.shape[0]
         log_prob = torch.zeros(n)
         if fixed is not None:
@@ -168,14 +169,15 @@ def from_symbols(symbols: torch.Tensor, power: torch.Tensor, maps_half: int) -> 
 def run_users(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tensor, antennas: int,
               imperfect: bool, tau: float, generator: torch.Generator | None = None, explore: bool = False,
               channel: uplink_channel.UplinkDraw | None = None, fixed: tuple[int, int] | None = None,
-              straight_through: bool = True, contexts: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-              ) -> tuple[torch.Tensor, list[UserDecision]]:
+              straight_through: bool = True, contexts: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
+              features: list[tuple] | None = None) -> tuple[torch.Tensor, list[UserDecision]]:
     """K users' images (K, B, 3, 32, 32) through one shared uplink per batch item at snr_db (B,);
     ``explore``: random decisions (:meth:`AdaptiveRateUser.transmit`); ``channel``: these draws
     (e.g. a network run's H) instead of fresh Rayleigh ones; ``fixed``: one decision for all
     (:meth:`AdaptiveRateUser.transmit`, as ``straight_through``); ``contexts``: per user the (CSI
     complex (B, M), SNR dB (B,)) its transmitter and receiver are told instead of its column of
-    H_hat and ``snr_db`` (a network run's feedback; detection still uses H_hat).
+    H_hat and ``snr_db`` (a network run's feedback; detection still uses H_hat); ``features``: per
+    user :meth:`AdaptiveRateUser.features` of its images and context, computed once by the caller.
 
     Returns the reconstructions (K, B, 3, 32, 32) and each user's decision.
     """
@@ -184,7 +186,8 @@ def run_users(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tenso
     told = contexts or [(draw.h_hat[:, :, k], snr_db) for k in range(users)]
     sent, decisions, powers = [], [], []
     for k in range(users):
-        rows, decision = model.transmit(images[k], *told[k], tau, explore, fixed, straight_through)
+        rows, decision = model.transmit(images[k], *told[k], tau, explore, fixed, straight_through,
+                                        features[k] if features else None)
         symbols, power = to_symbols(rows, decision.kept)
         sent.append(symbols)
         decisions.append(decision)
@@ -196,11 +199,17 @@ def run_users(model: AdaptiveRateUser, images: torch.Tensor, snr_db: torch.Tenso
     return torch.stack(out), decisions
 
 
+def per_image_costs(images: torch.Tensor, recon: torch.Tensor, decisions: list[UserDecision]
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MSE, usage), (K, B) each, per user and image: the two parts of eq. (21)'s rate-distortion term."""
+    return ((images - recon) ** 2).flatten(2).mean(-1), torch.stack([d.usage() for d in decisions])
+
+
 def per_image_loss(images: torch.Tensor, recon: torch.Tensor, decisions: list[UserDecision],
                    alpha: float) -> torch.Tensor:
     """(K, B) eq. (21)'s rate-distortion part per user and image: MSE + alpha * usage."""
-    mse = ((images - recon) ** 2).flatten(2).mean(-1)
-    return mse + alpha * torch.stack([d.usage() for d in decisions])
+    mse, usage = per_image_costs(images, recon, decisions)
+    return mse + alpha * usage
 
 
 def loss(images: torch.Tensor, recon: torch.Tensor, decisions: list[UserDecision], alpha: float,
