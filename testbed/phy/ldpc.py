@@ -114,9 +114,12 @@ def _layer_pass(post: np.ndarray, msg: np.ndarray, row_ptr: np.ndarray, cols: np
 
 @numba.njit(cache=True)
 def _retire(post: np.ndarray, msg: np.ndarray, index: np.ndarray, ok: np.ndarray, active: int,
-            k: int, iteration: int, out_bits: np.ndarray, out_ok: np.ndarray,
+            iteration: int, out_bits: np.ndarray, out_ok: np.ndarray,
             out_iters: np.ndarray, finished: bool) -> int:
     """Write out converged codewords (all when ``finished``) and return the new active count.
+
+    Each retired codeword's first ``out_bits.shape[1]`` hard decisions are written: the
+    information bits (k) or the whole codeword (n).
 
     A retired column b is refilled with the last active column, so that columns [0, active)
     stay the undecided codewords; ``index`` maps a column to its row in the outputs.
@@ -127,7 +130,7 @@ def _retire(post: np.ndarray, msg: np.ndarray, index: np.ndarray, ok: np.ndarray
             b += 1
             continue
         g = index[b]
-        for v in range(k):
+        for v in range(out_bits.shape[1]):
             out_bits[g, v] = post[v, b] < 0
         out_ok[g] = ok[b]
         out_iters[g] = iteration
@@ -141,10 +144,11 @@ def _retire(post: np.ndarray, msg: np.ndarray, index: np.ndarray, ok: np.ndarray
 
 
 @numba.njit(cache=True)
-def _decode(llr: np.ndarray, row_ptr: np.ndarray, cols: np.ndarray, k: int, max_iter: int,
+def _decode(llr: np.ndarray, row_ptr: np.ndarray, cols: np.ndarray, max_iter: int,
             scale: np.float32, chunk: int, clip: np.float32, out_bits: np.ndarray,
             out_ok: np.ndarray, out_iters: np.ndarray) -> None:
-    """Decode every row of llr (N, n) float32 into out_bits (N, k), out_ok (N,), out_iters (N,)."""
+    """Decode every row of llr (N, n) float32 into out_bits (N, k or n: see ``_retire``),
+    out_ok (N,), out_iters (N,)."""
     n_words, n = llr.shape
     chunk = max(1, min(chunk, n_words))  # a few codewords (a frame header) need no 256-wide buffers
     max_degree = np.max(np.diff(row_ptr))
@@ -164,7 +168,7 @@ def _decode(llr: np.ndarray, row_ptr: np.ndarray, cols: np.ndarray, k: int, max_
         msg[:, :active] = 0.0
         for iteration in range(max_iter + 1):
             _syndrome_ok(post, row_ptr, cols, active, ok)
-            active = _retire(post, msg, index, ok, active, k, iteration, out_bits, out_ok,
+            active = _retire(post, msg, index, ok, active, iteration, out_bits, out_ok,
                              out_iters, iteration == max_iter)
             if active == 0:
                 break
@@ -253,13 +257,15 @@ class LdpcCode:
         lines += [" ".join([str(j + 1) for j in r] + ["0"] * (row_max - len(r))) for r in rows]
         return "\n".join(lines) + "\n"
 
-    def decode(self, llr: np.ndarray, max_iter: int = 20) -> tuple[np.ndarray, np.ndarray,
-                                                                    np.ndarray]:
+    def decode(self, llr: np.ndarray, max_iter: int = 20, codeword: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Layered normalized min-sum decoding with per-codeword early termination.
 
         Inputs: ``llr`` float (..., n), log P(0)/P(1) per code bit (large positive for shortened
-        known-zero bits); ``max_iter`` the most iterations per codeword.
-        Outputs: ``bits`` uint8 (..., k) decided information bits; ``ok`` bool (...) whether the
+        known-zero bits); ``max_iter`` the most iterations per codeword; ``codeword``: return
+        the whole decided codeword instead of its information part (what a receiver remodulates
+        for its EVM without encoding again).
+        Outputs: ``bits`` uint8 (..., k), or (..., n) with ``codeword``, decided bits; ``ok`` bool (...) whether the
         syndrome of the decided codeword is zero; ``iters`` int32 (...) iterations used (0 when
         the channel decisions already form a codeword).
         """
@@ -268,12 +274,13 @@ class LdpcCode:
             raise ValueError(f"{self.name}: expected {self.n} LLRs, got {llr.shape[-1]}")
         flat = np.ascontiguousarray(llr.reshape(-1, self.n), dtype=np.float32)
         batch = llr.shape[:-1]
-        bits = np.empty((flat.shape[0], self.k), dtype=np.uint8)
+        width = self.n if codeword else self.k
+        bits = np.empty((flat.shape[0], width), dtype=np.uint8)
         ok = np.empty(flat.shape[0], dtype=np.bool_)
         iters = np.empty(flat.shape[0], dtype=np.int32)
-        _decode(flat, self._row_ptr, self._cols, self.k, int(max_iter), np.float32(MIN_SUM_SCALE),
+        _decode(flat, self._row_ptr, self._cols, int(max_iter), np.float32(MIN_SUM_SCALE),
                 CHUNK, np.float32(LLR_CLIP), bits, ok, iters)
-        return bits.reshape(batch + (self.k,)), ok.reshape(batch), iters.reshape(batch)
+        return bits.reshape(batch + (width,)), ok.reshape(batch), iters.reshape(batch)
 
 
 @lru_cache(maxsize=None)

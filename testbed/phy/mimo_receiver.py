@@ -51,7 +51,7 @@ from testbed.phy.mimo_estimate import ltf_channels, mrc, stream_covariance
 from testbed.phy.mimo_frame import MAX_STREAMS, parse_stream_flags, slot_len, stream_pilots
 from testbed.phy.ofdm import pilot_values
 from testbed.phy.payload import PayloadFormat
-from testbed.phy.qam import MODULATIONS, get_modem
+from testbed.phy.qam import get_modem
 from testbed.phy.receiver import ReceivedFrame, ReceiverSettings
 
 SLOT_TOLERANCE = 16
@@ -388,8 +388,7 @@ class MimoFrameReceiver(ReceiverSettings):
         self.counters.frames += 1
         if fmt.analog:
             return MimoReceivedFrame(payload=x, payload_ok=True, evm_db=-snr, noise_var=nv, **common)
-        payload, ok, bits = fmt.decode(x, nv, hdr.length)
-        self.counters.payload_crc_fail += int(not ok)
-        modem = get_modem(MODULATIONS[fmt.modulation])
-        ref = fmt.encode(payload)[:n_data] if ok else modem.modulate(modem.hard(x))
-        return MimoReceivedFrame(payload=payload, payload_ok=ok, evm_db=estimate.evm_db(x, ref), bits=bits, **common)
+        decoded = fmt.decode(x, nv, hdr.length)
+        self.counters.payload_crc_fail += int(not decoded.ok)
+        evm = estimate.evm_db(x, fmt.evm_reference(decoded, x))
+        return MimoReceivedFrame(payload=decoded.payload, payload_ok=decoded.ok, evm_db=evm, bits=decoded.bits, **common)

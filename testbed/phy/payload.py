@@ -41,6 +41,18 @@ def name_of(table: dict[str, int], ident: int) -> str | None:
 
 
 @dataclass(frozen=True)
+class DecodedPayload:
+    """A digital payload as decoded: ``payload`` bytes (length,), ``ok`` whether its CRC holds,
+    ``bits`` uint8 ((length + 4) * 8,) descrambled hard information bits, ``coded`` uint8
+    (n_coded_bits,) the decided code bits (scrambled, parity included: what was modulated)."""
+
+    payload: bytes
+    ok: bool
+    bits: np.ndarray
+    coded: np.ndarray
+
+
+@dataclass(frozen=True)
 class PayloadFormat:
     """A modulation ("analog" or a QAM name) and a code ("none" or an LDPC name)."""
 
@@ -92,10 +104,20 @@ class PayloadFormat:
             raise FrameError(f"payload length {len(payload)} bytes exceeds {MAX_LENGTH}")
         data = payload + crc.crc32(payload).to_bytes(4, "big")
         bits = bytes_to_bits(data) ^ _scrambler()[: len(data) * 8]
-        coded = self._ldpc_encode(bits)
+        return self.modulate(self._ldpc_encode(bits))
+
+    def modulate(self, coded: np.ndarray) -> np.ndarray:
+        """Code bits uint8 (n_coded_bits,), zero-padded to whole symbols -> complex64 data symbols."""
         k = MODULATIONS[self.modulation]
-        coded = np.concatenate([coded, np.zeros(-coded.size % k, dtype=np.uint8)])
-        return get_modem(k).modulate(coded)
+        return get_modem(k).modulate(np.concatenate([coded, np.zeros(-coded.size % k, dtype=np.uint8)]))
+
+    def evm_reference(self, decoded: DecodedPayload, symbols: np.ndarray) -> np.ndarray:
+        """What the EVM of ``symbols`` complex64 (n,) is measured against: the decided codeword
+        remodulated when the CRC holds (no second encoding), else their hard decisions."""
+        if decoded.ok:
+            return self.modulate(decoded.coded)[: symbols.size]
+        modem = get_modem(MODULATIONS[self.modulation])
+        return modem.modulate(modem.hard(symbols))
 
     def _ldpc_encode(self, bits: np.ndarray) -> np.ndarray:
         if self.code == "none":
@@ -105,28 +127,27 @@ class PayloadFormat:
         blocks.reshape(-1)[: bits.size] = bits
         return code.encode(blocks).reshape(-1)
 
-    def decode(self, symbols: np.ndarray, noise_var: np.ndarray, length: int) -> tuple[bytes, bool, np.ndarray]:
-        """Equalised data symbols -> (payload bytes, CRC ok, hard information bits).
-
-        Inputs: symbols complex64 (n_symbols(length),), noise_var float32 of the same shape
-        (per-symbol noise variance after equalisation).
-        Outputs: bytes (length,), bool, uint8 ((length + 4) * 8,) descrambled hard bits.
-        """
+    def decode(self, symbols: np.ndarray, noise_var: np.ndarray, length: int) -> DecodedPayload:
+        """Equalised data symbols complex64 (n_symbols(length),) and their per-symbol noise
+        variances float32 (same shape, after equalisation) -> ``DecodedPayload``."""
         k = MODULATIONS[self.modulation]
         llr = get_modem(k).demodulate(symbols, noise_var)[: self.n_coded_bits(length)]
         n_info = self.n_info_bits(length)
-        bits = self._ldpc_decode(llr, n_info) ^ _scrambler()[:n_info]
+        info, coded = self._ldpc_decode(llr, n_info)
+        bits = info ^ _scrambler()[:n_info]
         data = bits_to_bytes(bits)
         ok = crc.crc32(data[:length]) == int.from_bytes(data[length:], "big")
-        return data[:length], ok, bits
+        return DecodedPayload(data[:length], ok, bits, coded)
 
-    def _ldpc_decode(self, llr: np.ndarray, n_info: int) -> np.ndarray:
+    def _ldpc_decode(self, llr: np.ndarray, n_info: int) -> tuple[np.ndarray, np.ndarray]:
+        """LLRs -> (scrambled information bits (n_info,), decided code bits (llr.size,))."""
         if self.code == "none":
-            return (llr < 0).astype(np.uint8)
+            hard = (llr < 0).astype(np.uint8)
+            return hard, hard
         code = get_code(self.code)
         words = llr.reshape(-1, code.n).copy()
         pad = words.shape[0] * code.k - n_info
         if pad:
             words[-1, code.k - pad : code.k] = _PAD_LLR
-        info, _, _ = code.decode(words)
-        return info.reshape(-1)[:n_info]
+        decided, _, _ = code.decode(words, codeword=True)
+        return decided[:, : code.k].reshape(-1)[:n_info], decided.reshape(-1)

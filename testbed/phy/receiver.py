@@ -16,7 +16,7 @@ from testbed.phy.frame import FrameLayout
 from testbed.phy.header import Header, decode_header, n_coded_bits
 from testbed.phy.ofdm import pilot_values, to_freq
 from testbed.phy.payload import PayloadFormat
-from testbed.phy.qam import MODULATIONS, get_modem
+from testbed.phy.qam import get_modem
 from testbed.phy.side_info import SIDE_SYMBOLS, decode_side_info, has_side_info
 
 DEFAULT_DELAYS = tuple(range(-2, 8))
@@ -275,9 +275,8 @@ class FrameReceiver(ReceiverSettings):
         if fmt.analog:
             evm = float(-estimate.snr_db(state.h, state.no))
             return ReceivedFrame(payload=x, payload_ok=True, evm_db=evm, noise_var=nv, **common)
-        payload, ok, bits = fmt.decode(x, nv, hdr.length)
-        self.counters.payload_crc_fail += int(not ok)
-        modem = get_modem(MODULATIONS[fmt.modulation])
-        ref = fmt.encode(payload)[:n_data] if ok else modem.modulate(modem.hard(x))
-        return ReceivedFrame(payload=payload, payload_ok=ok, evm_db=estimate.evm_db(x, ref), bits=bits, **common)
+        decoded = fmt.decode(x, nv, hdr.length)
+        self.counters.payload_crc_fail += int(not decoded.ok)
+        evm = estimate.evm_db(x, fmt.evm_reference(decoded, x))
+        return ReceivedFrame(payload=decoded.payload, payload_ok=decoded.ok, evm_db=evm, bits=decoded.bits, **common)
 

@@ -37,7 +37,8 @@ def encode_side_info(side_info: bytes) -> np.ndarray:
 
 def decode_side_info(symbols: np.ndarray, noise_var: np.ndarray) -> tuple[bytes, bool]:
     """Equalised complex (SIDE_SYMBOLS,) and their noise variances -> (side bytes, CRC ok)."""
-    block, ok, _ = SIDE_FORMAT.decode(symbols, noise_var, BLOCK_BYTES)
-    if not ok or block[0] > MAX_SIDE_BYTES:
+    decoded = SIDE_FORMAT.decode(symbols, noise_var, BLOCK_BYTES)
+    block = decoded.payload
+    if not decoded.ok or block[0] > MAX_SIDE_BYTES:
         return b"", False
     return bytes(block[1 : 1 + block[0]]), True

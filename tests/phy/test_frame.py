@@ -6,6 +6,7 @@ from testbed.channels.numpy_face import awgn
 from testbed.phy.frame import Framer
 from testbed.phy.header import Header, decode_header, encode_header
 from testbed.phy.payload import CODE_IDS, MODULATION_IDS, PayloadFormat
+from testbed.phy.qam import get_modem
 from testbed.phy.receiver import FrameReceiver
 from testbed.phy.theory import ber_awgn, snr_for_ber
 
@@ -99,3 +100,20 @@ def test_format_ids_cover_every_combination():
             fmt = PayloadFormat.from_ids(mod_id, code_id)
             assert fmt is None if (mod == "analog" and code != "none") else fmt == PayloadFormat(mod, code)
     assert PayloadFormat.from_ids(15, 0) is None
+
+
+@pytest.mark.parametrize("code", ["none", "ldpc_648_1_2", "ldpc_1296_3_4"])
+def test_evm_reference_is_the_sent_symbols_when_the_crc_holds(code):
+    rng = np.random.default_rng(9)
+    fmt = PayloadFormat("qam16", code)
+    payload = rng.integers(0, 256, 301, dtype=np.uint8).tobytes()
+    sent = fmt.encode(payload)
+    no = 10 ** (-22 / 10)  # uncoded 16-QAM: BER about 1e-8
+    x = (sent + np.sqrt(no / 2) * (rng.standard_normal(sent.size) + 1j * rng.standard_normal(sent.size))).astype(np.complex64)
+    decoded = fmt.decode(x, np.full(x.size, no, np.float32), len(payload))
+    assert decoded.ok and decoded.payload == payload
+    np.testing.assert_array_equal(fmt.evm_reference(decoded, x), sent)
+    garbled = fmt.decode(-x, np.full(x.size, no, np.float32), len(payload))  # wrong CRC: the hard decisions
+    modem = get_modem(4)
+    assert not garbled.ok
+    np.testing.assert_array_equal(fmt.evm_reference(garbled, -x), modem.modulate(modem.hard(-x)))

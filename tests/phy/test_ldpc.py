@@ -85,6 +85,15 @@ def test_noiseless_decode(name):
     assert ok.all() and (iters == 0).all() and iters.dtype == np.int32
 
 
+def test_codeword_output_is_the_corrected_codeword():
+    code, modem = get_code("ldpc_648_1_2"), QamModem(2)
+    info, llr = noisy_llrs(code, modem, 2.5, 50, seed=8)
+    words, ok, iters = code.decode(llr, codeword=True)
+    assert words.shape == (50, code.n) and iters.max() > 0
+    np.testing.assert_array_equal(words[ok], code.encode(info[ok]))
+    np.testing.assert_array_equal(words[:, : code.k], code.decode(llr)[0])
+
+
 def test_bler_648_half_rate_qpsk_and_versus_ldpc_package():
     from ldpc import BpDecoder
 
