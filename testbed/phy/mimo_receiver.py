@@ -56,6 +56,8 @@ from testbed.phy.receiver import ReceivedFrame, ReceiverSettings
 
 SLOT_TOLERANCE = 16
 """Samples a slot may sit away from where its frame's first slot puts it (timing offsets)."""
+BURST_END_METRIC = 1.0 / 48
+"""Floor of the detection threshold, above the 1/64 that a burst's end reaches (``_burst_end``)."""
 
 
 @dataclass
@@ -115,6 +117,20 @@ class MimoFrameReceiver(ReceiverSettings):
         self._orphans: list[_Slot] = []
 
     @property
+    def _threshold(self) -> float:
+        """The detection threshold on the antenna-summed metric: ``threshold / n_antennas``,
+        and not below BURST_END_METRIC.
+
+        On noise alone the summed metric is exponential with mean 1 / (M window) (M window
+        independent lag products in P, R = M window N), so threshold / M keeps the single-antenna
+        receiver's false-alarm rate per sample, exp(-threshold window). The unscaled threshold
+        missed whole frames at 0 dB: a stream of channel energy G = sum |h_m|^2 on M antennas
+        plateaus at (G / (G + M))^2, 0.11 for G = 2 of a mean 4, where its header (MRC over
+        the antennas) still decodes.
+        """
+        return max(self.threshold / self.n_antennas, BURST_END_METRIC)
+
+    @property
     def _retention(self) -> int:
         """Samples kept behind the scan position: the earlier slots of a frame."""
         return MAX_STREAMS * slot_len(self.layout) + 2 * self.window
@@ -156,7 +172,7 @@ class MimoFrameReceiver(ReceiverSettings):
     def _step(self) -> list[MimoReceivedFrame] | None:
         """Process the next detection; None when more samples are needed."""
         lag = self.layout.preamble.stf_period
-        d0 = mimo_sync.first_crossing(self._buf, lag, self.window, self.threshold, self._pos, self.min_power)
+        d0 = mimo_sync.first_crossing(self._buf, lag, self.window, self._threshold, self._pos, self.min_power)
         if d0 < 0:
             self._pos = max(self._pos, self._buf.shape[1] - self.window - lag)
             return None
@@ -196,12 +212,12 @@ class MimoFrameReceiver(ReceiverSettings):
         there failed too, and the skip past it went into the next frame's STF. An STF fills the
         unlagged window as well (its energy R_0 <= R while the STF arrives, R_0 ~ R on its plateau),
         so a crossing must also pass |P|^2 > threshold R_0^2; at a burst's end R_0 holds k + 16
-        samples and |P|^2 / R_0^2 ~ k / (k + 16)^2 <= 1/64.
+        samples and |P|^2 / R_0^2 ~ k / (k + 16)^2 <= 1/64, below BURST_END_METRIC.
         """
         lag, win = self.layout.preamble.stf_period, self.window
         head = self._buf[:, d0 : d0 + win].astype(np.complex128)
         p = np.vdot(head, self._buf[:, d0 + lag : d0 + lag + win])
-        return bool(abs(p) ** 2 <= self.threshold * np.sum(np.abs(head) ** 2) ** 2)
+        return bool(abs(p) ** 2 <= self._threshold * np.sum(np.abs(head) ** 2) ** 2)
 
     def _frame_of(self, slot: _Slot, d0: int) -> _Frame | list[MimoReceivedFrame] | None:
         """The frame a detected slot belongs to; [] when the slot ends here; None: wait."""

@@ -311,3 +311,20 @@ def test_stream_frames_carry_their_flat_channel_column_and_the_noise_variance():
         true = h[:, f.stream]
         assert np.linalg.norm(f.h_est - true) < 0.05 * np.linalg.norm(true), (f.stream, f.h_est, true)
         assert abs(f.noise_var_est / no - 1) < 0.2, f.noise_var_est
+
+
+def test_weak_streams_at_0_db_are_detected_and_noise_is_not():
+    """Two streams at 0 dB whose channel energies on 4 antennas are 1.6 and 1.9 (mean 4): the
+    unscaled threshold missed such frames; threshold / M finds them and their headers decode.
+    Noise alone on 4 antennas gives no detection."""
+    rng = np.random.default_rng(21)
+    h = rayleigh((4, 2), rng)
+    h *= np.sqrt(np.array([1.6, 1.9]) / np.sum(np.abs(h) ** 2, axis=0))
+    found = 0
+    for trial in range(6):
+        jobs = [FrameJob(bytes(rng.integers(0, 256, 200, dtype=np.uint8)), PayloadFormat("bpsk", "ldpc_1296_1_2"),
+                         user=k, seq=trial) for k in range(2)]
+        found += len(MimoFrameReceiver(n_antennas=4).push(list(_uplink(jobs, h, 0.0, rng))))
+    assert found == 12
+    rx = MimoFrameReceiver(n_antennas=4)
+    assert rx.push(list(_noise((4, 400_000), 1.0, rng).astype(np.complex64))) == [] and rx.counters.detections == 0
