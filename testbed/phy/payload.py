@@ -2,7 +2,10 @@
 
 Digital: bytes + CRC-32 -> bits -> scrambled (whitened, so padding and repeated data do not make
 spectral lines) -> LDPC codewords (the last one zero-padded; padding is known to the receiver)
--> Gray QAM. Uncoded (code "none") skips the LDPC step. Analog: the complex, power-normalised
+-> Gray QAM. Uncoded (code "none") skips the LDPC step. A repeated code (``REPEATED_CODES``,
+e.g. "ldpc_1296_1_2_x2") sends its LDPC code's codeword bits r times, one whole copy after the
+other, and the receiver adds the r LLRs of each bit before decoding: 10 log10(r) dB more
+robust, for links below the strongest code's threshold. Analog: the complex, power-normalised
 symbols of a neural encoder are placed on the data carriers as they are.
 """
 from __future__ import annotations
@@ -19,7 +22,11 @@ from testbed.phy.ldpc import CODES, get_code
 from testbed.phy.qam import MODULATIONS, get_modem
 
 MODULATION_IDS = {"analog": 0, **{name: i + 1 for i, name in enumerate(MODULATIONS)}}
-CODE_IDS = {"none": 0, **{name: i + 1 for i, name in enumerate(sorted(CODES))}}
+REPEATED_CODES: dict[str, tuple[str, int]] = {"ldpc_1296_1_2_x2": ("ldpc_1296_1_2", 2),
+                                               "ldpc_1296_1_2_x4": ("ldpc_1296_1_2", 4)}
+"""Repeated codes: name -> (LDPC code, repetitions). Their ids follow the plain codes' (the
+header's 4-bit field), so the ids of the plain codes stay what they were."""
+CODE_IDS = {"none": 0, **{name: i + 1 for i, name in enumerate([*sorted(CODES), *REPEATED_CODES])}}
 MAX_LENGTH = 0xFFFF
 _PAD_LLR = 1e3
 
@@ -84,12 +91,18 @@ class PayloadFormat:
     def n_info_bits(self, length: int) -> int:
         return (length + 4) * 8
 
+    @property
+    def ldpc(self) -> tuple[str, int]:
+        """(LDPC code name or "none", repetitions of its codeword bits)."""
+        return REPEATED_CODES.get(self.code, (self.code, 1))
+
     def n_coded_bits(self, length: int) -> int:
         n_info = self.n_info_bits(length)
-        if self.code == "none":
+        name, repeats = self.ldpc
+        if name == "none":
             return n_info
-        code = get_code(self.code)
-        return -(-n_info // code.k) * code.n
+        code = get_code(name)
+        return -(-n_info // code.k) * code.n * repeats
 
     def n_symbols(self, length: int) -> int:
         """Data symbols for a payload of ``length`` bytes (digital) or symbols (analog)."""
@@ -120,12 +133,13 @@ class PayloadFormat:
         return modem.modulate(modem.hard(symbols))
 
     def _ldpc_encode(self, bits: np.ndarray) -> np.ndarray:
-        if self.code == "none":
+        name, repeats = self.ldpc
+        if name == "none":
             return bits
-        code = get_code(self.code)
+        code = get_code(name)
         blocks = np.zeros((-(-bits.size // code.k), code.k), dtype=np.uint8)
         blocks.reshape(-1)[: bits.size] = bits
-        return code.encode(blocks).reshape(-1)
+        return np.tile(code.encode(blocks).reshape(-1), repeats)
 
     def decode(self, symbols: np.ndarray, noise_var: np.ndarray, length: int) -> DecodedPayload:
         """Equalised data symbols complex64 (n_symbols(length),) and their per-symbol noise
@@ -141,13 +155,14 @@ class PayloadFormat:
 
     def _ldpc_decode(self, llr: np.ndarray, n_info: int) -> tuple[np.ndarray, np.ndarray]:
         """LLRs -> (scrambled information bits (n_info,), decided code bits (llr.size,))."""
-        if self.code == "none":
+        name, repeats = self.ldpc
+        if name == "none":
             hard = (llr < 0).astype(np.uint8)
             return hard, hard
-        code = get_code(self.code)
-        words = llr.reshape(-1, code.n).copy()
+        code = get_code(name)
+        words = llr.reshape(repeats, -1, code.n).sum(axis=0)  # the copies' LLRs add
         pad = words.shape[0] * code.k - n_info
         if pad:
             words[-1, code.k - pad : code.k] = _PAD_LLR
         decided, _, _ = code.decode(words, codeword=True)
-        return decided[:, : code.k].reshape(-1)[:n_info], decided.reshape(-1)
+        return decided[:, : code.k].reshape(-1)[:n_info], np.tile(decided.reshape(-1), repeats)

@@ -192,3 +192,12 @@ def test_channel_factories_build_topologies():
         grc.channel_broadcast(2, "awgn", [1.0, 2.0, 3.0])
     with pytest.raises(ConfigError, match="model"):
         grc.channel_single_link("nakagami", 10.0)
+
+
+def test_the_framer_block_offers_every_payload_format_of_the_phy():
+    from testbed.phy.payload import CODE_IDS, MODULATION_IDS
+
+    params = {p["id"]: p for p in yaml.safe_load((BLOCKS / "testbed_framer_source.block.yml").read_text())["parameters"]}
+    for field, ids in (("modulation", MODULATION_IDS), ("code", CODE_IDS)):
+        assert sorted(params[field]["options"]) == sorted(ids), field
+    assert all(len(p["options"]) == len(p["option_labels"]) for p in (params["modulation"], params["code"]))

@@ -102,7 +102,7 @@ def test_format_ids_cover_every_combination():
     assert PayloadFormat.from_ids(15, 0) is None
 
 
-@pytest.mark.parametrize("code", ["none", "ldpc_648_1_2", "ldpc_1296_3_4"])
+@pytest.mark.parametrize("code", ["none", "ldpc_648_1_2", "ldpc_1296_3_4", "ldpc_1296_1_2_x2"])
 def test_evm_reference_is_the_sent_symbols_when_the_crc_holds(code):
     rng = np.random.default_rng(9)
     fmt = PayloadFormat("qam16", code)
@@ -117,3 +117,27 @@ def test_evm_reference_is_the_sent_symbols_when_the_crc_holds(code):
     modem = get_modem(4)
     assert not garbled.ok
     np.testing.assert_array_equal(fmt.evm_reference(garbled, -x), modem.modulate(modem.hard(-x)))
+
+
+def test_repeated_codes_add_their_copies_and_keep_the_plain_ids():
+    """BPSK, genie LLRs: LDPC 1296 rate 1/2 fails at -3 dB (threshold about -0.6 dB); sent twice
+    it decodes there, four times it still decodes at -6 dB where twice fails. The plain codes
+    keep ids 1..8."""
+    from testbed.phy.ldpc import CODES
+    from testbed.phy.payload import REPEATED_CODES
+
+    assert [CODE_IDS[c] for c in sorted(CODES)] == list(range(1, 9))
+    assert [CODE_IDS[c] for c in REPEATED_CODES] == [9, 10] and max(CODE_IDS.values()) < 16
+    rng = np.random.default_rng(10)
+    ok = {}
+    for code, snr_db in (("ldpc_1296_1_2", -3), ("ldpc_1296_1_2_x2", -3), ("ldpc_1296_1_2_x2", -6),
+                         ("ldpc_1296_1_2_x4", -6)):
+        fmt, no = PayloadFormat("bpsk", code), 10 ** (-snr_db / 10)
+        payloads = [rng.integers(0, 256, 200, dtype=np.uint8).tobytes() for _ in range(6)]
+        sent = [fmt.encode(p) for p in payloads]
+        copies = {"": 1, "_x2": 2, "_x4": 4}[code[13:]]
+        assert sent[0].size == fmt.n_symbols(200) == 3 * 1296 * copies  # 1632 bits: 3 codewords
+        noisy = [x + np.sqrt(no / 2) * (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size)) for x in sent]
+        ok[code, snr_db] = [fmt.decode(y.astype(np.complex64), np.full(y.size, no, np.float32), 200).ok for y in noisy]
+    assert not any(ok["ldpc_1296_1_2", -3]) and all(ok["ldpc_1296_1_2_x2", -3])
+    assert not any(ok["ldpc_1296_1_2_x2", -6]) and all(ok["ldpc_1296_1_2_x4", -6])

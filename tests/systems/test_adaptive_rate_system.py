@@ -12,7 +12,7 @@ from testbed.errors import ConfigError, FrameError
 from testbed.runner.loopback import run_loopback
 from testbed.systems.adaptive_rate import side_info
 from testbed.systems.adaptive_rate.onnx_user import TxDecision
-from testbed.systems.adaptive_rate.system import PAPER_SIDE_MCS, ROBUST_SIDE_MCS, adaptive_scheme
+from testbed.systems.adaptive_rate.system import PAPER_SIDE_MCS, ROBUST_SIDE_MCS, ROBUST_SIDE_SCHEMES, adaptive_scheme
 from testbed.systems.base import by_seq, evaluate
 from testbed.systems.digital import LOST_FILL
 from testbed.systems.digital.bler import spectral_efficiency
@@ -57,8 +57,10 @@ def test_truncated_or_impossible_side_information_is_refused():
 
 
 def test_the_adaptive_side_scheme_gets_denser_with_snr_and_is_the_papers_at_high_snr():
+    assert [adaptive_scheme(snr) for snr in (-8.0, -3.0, 0.0)] == list(ROBUST_SIDE_SCHEMES)[::-1]
+    assert ROBUST_SIDE_MCS == list(ROBUST_SIDE_SCHEMES)[-1]
     schemes = [adaptive_scheme(snr) for snr in (-3.0, 5.0, 12.0, 30.0)]
-    assert schemes[0] == ROBUST_SIDE_MCS  # below every measured scheme
+    assert schemes[0] in ROBUST_SIDE_SCHEMES  # below every measured scheme
     efficiency = [spectral_efficiency(s) for s in schemes[1:]]
     assert efficiency == sorted(efficiency) and efficiency[0] < efficiency[-1]
     assert spectral_efficiency(schemes[-1]) >= spectral_efficiency(PAPER_SIDE_MCS)
@@ -107,12 +109,17 @@ def test_a_lost_side_frame_leaves_its_item_grey_and_the_rest_decodes(system):
     assert np.std(decoded.images[images[1][0]]) > 0.05
 
 
-def test_below_every_measured_threshold_the_side_information_goes_as_bpsk_and_arrives(system):
+@pytest.mark.parametrize("sinr_db, arrives", [(-1.0, True), (-4.0, True), (1.5, False)])
+def test_below_every_measured_threshold_the_side_information_goes_repeated_and_arrives(system, sinr_db, arrives):
+    """At -2 dB the side information arrives when the probe's SINR (less the 2 dB margin)
+    chose BPSK with its codeword repeated (x2 from -1 dB, x4 from -4 dB); BPSK alone (chosen at
+    1.5 dB) fails there."""
     images = default_images()[:2]
-    encoded = system.encode_with_csi(images, np.ones(4, np.complex64), 1.0, sinr_db=-1.0)
-    assert encoded.manifest["side_info_mcs"] == ROBUST_SIDE_MCS == adaptive_scheme(-3.0)
-    frames = run_loopback(encoded.jobs, ChannelSpec(model="awgn", snr_db=1.0))
-    assert system.decode(frames, encoded.manifest).arrays["side_info_ok"].tolist() == [1.0, 1.0]
+    encoded = system.encode_with_csi(images, np.ones(4, np.complex64), 1.0, sinr_db=sinr_db)
+    assert encoded.manifest["side_info_mcs"] == adaptive_scheme(sinr_db - 2.0)
+    assert encoded.manifest["side_info_mcs"] in ROBUST_SIDE_SCHEMES
+    frames = run_loopback(encoded.jobs, ChannelSpec(model="awgn", snr_db=-2.0))
+    assert system.decode(frames, encoded.manifest).arrays["side_info_ok"].tolist() == [float(arrives)] * 2
 
 
 def test_complete_models_come_before_ablations_so_the_default_is_complete(tmp_path):

@@ -19,7 +19,9 @@ TX (``encode_with_csi``, per batch, in the user's TX node; docs/architecture.md 
    codeword error rate (``models/digital/bler-awgn.json``) is below 1e-3 at the post-LMMSE SINR
    of the user's probe stream (fed back by the base station; the nominal SNR without it) minus
    ``side_info_margin_db``: 64-QAM rate 3/4 cannot be decoded below about 18 dB, and without the
-   side information nothing of the item can be placed.
+   side information nothing of the item can be placed. Below every measured scheme it goes as
+   BPSK on the strongest code, then with that codeword sent twice or four times
+   (``ROBUST_SIDE_SCHEMES``).
 
 RX (``decode``, per user, in the base station's RX node): the side information gives the
 decision and the context; the analog frames' detected symbols are put back in place and the
@@ -56,10 +58,17 @@ MODEL_DIR = MODELS_DIR / "adaptive_rate"
 ANALOG = PayloadFormat("analog", "none")
 PAPER_SIDE_MCS = "ldpc_648_3_4/qam64"
 SIDE_CODEWORD_ERROR = 1e-3
-# Below every measured scheme's threshold: BPSK on the strongest code, 3 dB more robust than QPSK
-# on it (the measured table holds QPSK and denser only). Without it a deep fade of the probe
-# stream lost the side information, and with it the whole item (docs/adaptive_rate.md).
-ROBUST_SIDE_MCS = "ldpc_1296_1_2/bpsk"
+ROBUST_SIDE_CODE = "ldpc_1296_1_2"
+ROBUST_SIDE_SCHEMES = {f"{ROBUST_SIDE_CODE}/bpsk": 2, f"{ROBUST_SIDE_CODE}_x2/bpsk": 4,
+                       f"{ROBUST_SIDE_CODE}_x4/bpsk": 8}
+"""Below every measured scheme's threshold (the measured table holds QPSK and denser only): BPSK
+on the strongest code, then its codeword repeated (``testbed.phy.payload.REPEATED_CODES``), each
+with its energy gain over QPSK on that code (BPSK: the same bits on one axis, 2x; r copies whose
+LLRs add, r times more). Their thresholds are the measured QPSK one less 10 log10(gain). Without
+them a deep fade of the probe stream lost the side information, and with it the whole item
+(docs/adaptive_rate.md)."""
+ROBUST_SIDE_MCS = next(reversed(ROBUST_SIDE_SCHEMES))
+"""The most robust side scheme."""
 TILE = 32
 
 
@@ -156,7 +165,7 @@ class AdaptiveRateSystem(System):
         for the scorer (cpp, selected_maps, pruning_ratio, symbols)."""
         column = np.ones(self.user.antennas, np.complex64) if csi is None else np.asarray(csi, np.complex64)
         mcs = self.side_mcs(snr_db if sinr_db is None else sinr_db)
-        code, _, modulation = mcs.partition("/")  # a measured scheme (validated) or ROBUST_SIDE_MCS
+        code, _, modulation = mcs.partition("/")  # a measured scheme (validated) or a robust one
         jobs, plan = [], []
         for name, img in items:
             tiles = tile(img, TILE)
@@ -237,8 +246,13 @@ def _part(decision: TxDecision, first: int, end: int) -> TxDecision:
 
 def adaptive_scheme(snr_db: float) -> str:
     """The densest scheme of the PHY's measured table with codeword error rate at most
-    SIDE_CODEWORD_ERROR at ``snr_db``; ROBUST_SIDE_MCS when none is."""
+    SIDE_CODEWORD_ERROR at ``snr_db``; when none is, the least robust of ROBUST_SIDE_SCHEMES
+    whose threshold ``snr_db`` reaches, or ROBUST_SIDE_MCS."""
     table = BlerTable.load()
     names = sorted(table.curves, key=spectral_efficiency)
     fit = [n for n in names if table.codeword_error_rate(n, snr_db) <= SIDE_CODEWORD_ERROR]
-    return fit[-1] if fit else ROBUST_SIDE_MCS
+    if fit:
+        return fit[-1]
+    qpsk_db = table.threshold_db(f"{ROBUST_SIDE_CODE}/qpsk", SIDE_CODEWORD_ERROR)
+    robust = [n for n, gain in ROBUST_SIDE_SCHEMES.items() if snr_db >= qpsk_db - 10 * np.log10(gain)]
+    return robust[0] if robust else ROBUST_SIDE_MCS
