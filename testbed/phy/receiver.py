@@ -101,6 +101,15 @@ class ReceiverSettings:
     counters: RxCounters = field(default_factory=RxCounters)
 
 
+def _phasors(theta: np.ndarray) -> np.ndarray:
+    """exp(-j theta) as complex64, theta float32 (any shape). np.exp(-1j * theta) computes in
+    complex128: measured 5x slower for a 125 x 64 grid, a tenth of a QPSK frame's receive time."""
+    out = np.empty(theta.shape, np.complex64)
+    out.real = np.cos(theta)
+    out.imag = -np.sin(theta)
+    return out
+
+
 @dataclass
 class FrameReceiver(ReceiverSettings):
     """Streaming single-antenna receiver, tuned by the ReceiverSettings fields."""
@@ -209,7 +218,7 @@ class FrameReceiver(ReceiverSettings):
         # Every bin turns (the unused ones are never read): no gather/scatter, float32 phases.
         n = (first + np.arange(n_sym, dtype=np.float32))[:, None]  # the drift grows from the LTF on
         k = np.fft.fftfreq(params.fft_len, 1.0 / params.fft_len).astype(np.float32)[None, :]
-        grid *= np.exp(-1j * (phase.astype(np.float32)[:, None] + np.float32(alpha) * n * k))
+        grid *= _phasors(phase.astype(np.float32)[:, None] + np.float32(alpha) * n * k)
         return grid
 
     def _data(self, grid: np.ndarray, state: _Sync) -> tuple[np.ndarray, np.ndarray]:
