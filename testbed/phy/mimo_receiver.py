@@ -404,7 +404,5 @@ class MimoFrameReceiver(ReceiverSettings):
         self.counters.frames += 1
         if fmt.analog:
             return MimoReceivedFrame(payload=x, payload_ok=True, evm_db=-snr, noise_var=nv, **common)
-        decoded = fmt.decode(x, nv, hdr.length)
-        self.counters.payload_crc_fail += int(not decoded.ok)
-        evm = estimate.evm_db(x, fmt.evm_reference(decoded, x))
+        decoded, evm = self._decode_digital(fmt, x, nv, hdr.length)
         return MimoReceivedFrame(payload=decoded.payload, payload_ok=decoded.ok, evm_db=evm, bits=decoded.bits, **common)

@@ -15,7 +15,7 @@ from testbed.phy import estimate, sync
 from testbed.phy.frame import FrameLayout
 from testbed.phy.header import Header, decode_header, n_coded_bits
 from testbed.phy.ofdm import pilot_values, to_freq
-from testbed.phy.payload import PayloadFormat
+from testbed.phy.payload import DecodedPayload, PayloadFormat
 from testbed.phy.qam import get_modem
 from testbed.phy.side_info import SIDE_SYMBOLS, decode_side_info, has_side_info
 
@@ -99,6 +99,14 @@ class ReceiverSettings:
     track_sco: bool = True
     correct_iq: bool = True
     counters: RxCounters = field(default_factory=RxCounters)
+
+    def _decode_digital(self, fmt: PayloadFormat, x: np.ndarray, nv: np.ndarray,
+                        length: int) -> tuple[DecodedPayload, float]:
+        """A digital payload's equalised symbols complex64 (n,) and noise variances float32 (n,)
+        -> (decoded payload, EVM dB); a failed CRC is counted."""
+        decoded = fmt.decode(x, nv, length)
+        self.counters.payload_crc_fail += int(not decoded.ok)
+        return decoded, estimate.evm_db(x, fmt.evm_reference(decoded, x))
 
 
 def _phasors(theta: np.ndarray) -> np.ndarray:
@@ -284,8 +292,6 @@ class FrameReceiver(ReceiverSettings):
         if fmt.analog:
             evm = float(-estimate.snr_db(state.h, state.no))
             return ReceivedFrame(payload=x, payload_ok=True, evm_db=evm, noise_var=nv, **common)
-        decoded = fmt.decode(x, nv, hdr.length)
-        self.counters.payload_crc_fail += int(not decoded.ok)
-        evm = estimate.evm_db(x, fmt.evm_reference(decoded, x))
+        decoded, evm = self._decode_digital(fmt, x, nv, hdr.length)
         return ReceivedFrame(payload=decoded.payload, payload_ok=decoded.ok, evm_db=evm, bits=decoded.bits, **common)
 

@@ -34,7 +34,7 @@ column (1, ..., 1), whose energy M is the mean of a Rayleigh column's.
 """
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -59,15 +59,14 @@ ANALOG = PayloadFormat("analog", "none")
 PAPER_SIDE_MCS = "ldpc_648_3_4/qam64"
 SIDE_CODEWORD_ERROR = 1e-3
 ROBUST_SIDE_CODE = "ldpc_1296_1_2"
-ROBUST_SIDE_SCHEMES = {f"{ROBUST_SIDE_CODE}/bpsk": 2, f"{ROBUST_SIDE_CODE}_x2/bpsk": 4,
-                       f"{ROBUST_SIDE_CODE}_x4/bpsk": 8}
+ROBUST_SIDE_SCHEMES = (f"{ROBUST_SIDE_CODE}/bpsk", f"{ROBUST_SIDE_CODE}_x2/bpsk", f"{ROBUST_SIDE_CODE}_x4/bpsk")
 """Below every measured scheme's threshold (the measured table holds QPSK and denser only): BPSK
 on the strongest code, then its codeword repeated (``testbed.phy.payload.REPEATED_CODES``), each
-with its energy gain over QPSK on that code (BPSK: the same bits on one axis, 2x; r copies whose
-LLRs add, r times more). Their thresholds are the measured QPSK one less 10 log10(gain). Without
+with its energy gain over QPSK on that code: 2 r (BPSK: the same bits on one axis, 2x; r copies
+whose LLRs add, r times more). Their thresholds are the measured QPSK one less 10 log10(2 r). Without
 them a deep fade of the probe stream lost the side information, and with it the whole item
 (docs/adaptive_rate.md)."""
-ROBUST_SIDE_MCS = next(reversed(ROBUST_SIDE_SCHEMES))
+ROBUST_SIDE_MCS = ROBUST_SIDE_SCHEMES[-1]
 """The most robust side scheme."""
 TILE = 32
 
@@ -253,6 +252,17 @@ def adaptive_scheme(snr_db: float) -> str:
     fit = [n for n in names if table.codeword_error_rate(n, snr_db) <= SIDE_CODEWORD_ERROR]
     if fit:
         return fit[-1]
-    qpsk_db = table.threshold_db(f"{ROBUST_SIDE_CODE}/qpsk", SIDE_CODEWORD_ERROR)
-    robust = [n for n, gain in ROBUST_SIDE_SCHEMES.items() if snr_db >= qpsk_db - 10 * np.log10(gain)]
-    return robust[0] if robust else ROBUST_SIDE_MCS
+    return next((n for n, t in _robust_thresholds_db() if snr_db >= t), ROBUST_SIDE_MCS)
+
+
+@lru_cache(maxsize=1)
+def _robust_thresholds_db() -> tuple[tuple[str, float], ...]:
+    """(scheme, threshold dB) of ROBUST_SIDE_SCHEMES, from the shipped table's measured QPSK
+    threshold of their code less 10 log10(2 r), r the repetitions their code name gives
+    (``PayloadFormat.ldpc``); computed once, not per batch."""
+    qpsk_db = BlerTable.load().threshold_db(f"{ROBUST_SIDE_CODE}/qpsk", SIDE_CODEWORD_ERROR)
+    out = []
+    for name in ROBUST_SIDE_SCHEMES:
+        code, modulation = name.split("/")
+        out.append((name, qpsk_db - 10 * np.log10(2 * PayloadFormat(modulation, code).ldpc[1])))
+    return tuple(out)
