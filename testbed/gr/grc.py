@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the neural and image blocks import ONNX Runtime and Pillow:
     from testbed.gr.image_io import ImageSink, ImageSource
     from testbed.gr.neural import NeuralDecoder, NeuralEncoder
 
-__all__ = ["batch_source", "channel_broadcast", "channel_matrix", "channel_single_link", "framer_source",
+__all__ = ["anchor_decoder", "anchor_encoder", "batch_source", "channel_broadcast", "channel_matrix", "channel_single_link", "framer_source",
            "image_sink", "image_source", "mimo_receiver_sink", "neural_decoder", "neural_encoder", "receiver_sink",
            "zmq_pull_source"]
 
@@ -153,6 +153,41 @@ def neural_decoder(model: str = "deepjscc-r6", height: int = 32, width: int = 32
     from testbed.gr.neural import NeuralDecoder
 
     return NeuralDecoder(str(model), height=int(height), width=int(width), threads=int(threads))
+
+
+def anchor_encoder(model: str = "anchor-awgn-two-stage", snr_db: float = 10.0, threads: int = 1) -> "NeuralEncoder":
+    """The base-station encoder of an anchor model set as a :class:`~testbed.gr.neural.NeuralEncoder`
+    (``image`` PDUs in, analog symbol PDUs out on ``pdu``; one frame per image).
+
+    Parameters:
+        model: a registered anchor set (``anchor-{awgn,rayleigh}-{two-stage,iterative,simultaneous}``);
+            an unknown name raises ConfigError listing the allowed ones.
+        snr_db: the SNR the encoder is told (the weakest user's, as in a network run).
+        threads: ONNX Runtime intra-op threads.
+    """
+    from testbed.gr.neural import NeuralEncoder
+    from testbed.systems.anchor.codec import AnchorCodec
+
+    codec = AnchorCodec(str(model), None, int(threads))
+    return NeuralEncoder(str(model), snr_db=float(snr_db), threads=int(threads), codec=codec)
+
+
+def anchor_decoder(model: str = "anchor-awgn-two-stage", decoder: str = "attention", height: int = 128,
+                   width: int = 128, threads: int = 1) -> "NeuralDecoder":
+    """One user's decoder of an anchor model set as a :class:`~testbed.gr.neural.NeuralDecoder`
+    (receiver ``frames`` in, ``image`` PDUs out), told the receiver's own SNR estimate per frame.
+
+    Parameters:
+        model: the encoder's anchor set; decoder: its family (``attention``, ``conv``, ``resnet``,
+            ``vgg``, or ``anchor`` of a two-stage set); unknown names raise ConfigError.
+        height, width: size of the transmitted images (one frame carries one whole image).
+        threads: ONNX Runtime intra-op threads.
+    """
+    from testbed.gr.neural import NeuralDecoder
+    from testbed.systems.anchor.codec import AnchorCodec
+
+    codec = AnchorCodec(str(model), str(decoder), int(threads))
+    return NeuralDecoder(str(model), height=int(height), width=int(width), threads=int(threads), codec=codec)
 
 
 def image_source(folder: str = "default", period_ms: int = 200, repeat: bool = False, size: int = 32) -> "ImageSource":

@@ -9,7 +9,9 @@
   The image size is a block parameter: one frame carries one whole image.
 
 Both call ``testbed.systems.deepjscc.codec.NeuralImageCodec`` (batched ONNX Runtime sessions with
-explicit thread counts); the blocks only convert PDUs.
+explicit thread counts), or any codec given to them with the same ``encode(img, snr_db)`` /
+``decode(symbols, snr_db, shape)`` (the anchor broadcast's ``AnchorCodec``); the blocks only
+convert PDUs.
 """
 from __future__ import annotations
 
@@ -23,9 +25,9 @@ from testbed.systems.deepjscc.codec import NeuralImageCodec
 class NeuralEncoder(gr.basic_block):
     """Image PDUs -> symbol PDUs through the encoder of registered ``model``."""
 
-    def __init__(self, model: str, snr_db: float = 10.0, threads: int = 1) -> None:
+    def __init__(self, model: str, snr_db: float = 10.0, threads: int = 1, codec=None) -> None:
         gr.basic_block.__init__(self, name="testbed_neural_encoder", in_sig=None, out_sig=None)
-        self.codec = NeuralImageCodec(model, threads)
+        self.codec = NeuralImageCodec(model, threads) if codec is None else codec
         self.snr_db = snr_db
         self.seq = 0
         self.images_bad = 0
@@ -53,9 +55,9 @@ class NeuralEncoder(gr.basic_block):
 class NeuralDecoder(gr.basic_block):
     """Received-frame PDUs -> image PDUs of ``height`` x ``width`` through registered ``model``."""
 
-    def __init__(self, model: str, height: int = 32, width: int = 32, threads: int = 1) -> None:
+    def __init__(self, model: str, height: int = 32, width: int = 32, threads: int = 1, codec=None) -> None:
         gr.basic_block.__init__(self, name="testbed_neural_decoder", in_sig=None, out_sig=None)
-        self.codec = NeuralImageCodec(model, threads)
+        self.codec = NeuralImageCodec(model, threads) if codec is None else codec
         self.shape = (3, height, width)
         self.images = self.frames_bad = 0
         self.message_port_register_in(pmt.intern("frames"))

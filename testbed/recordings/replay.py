@@ -85,7 +85,8 @@ def replay(folder: Path, out_dir: Path) -> dict:
     systems = {name: registry.create("system", scenario.system, params=u["params"], seed=scenario.seed)
                for name, (_, u) in users.items()}
     frames = {rx: receive_recording(folder, rx, p["antennas"], own_flows(p)) for rx, p in session["rx"].items()}
-    results = Results(topo, {name: s.label() for name, s in systems.items()})
+    results = Results(topo, {name: s.label() for name, s in systems.items()},
+                      tags={name: s.row_tags() for name, s in systems.items()})
     begin = 0
     for entry in session["batches"]:
         manifests = {flow: m for enc in entry["encoded"].values() for flow, m in enc["manifests"].items()}

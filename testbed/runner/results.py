@@ -44,6 +44,7 @@ class Results:
     points: dict[int, dict[str, float]] = field(default_factory=dict)
     processes: dict[str, dict] = field(default_factory=dict)
     label_at: dict[tuple[int, str], str] = field(default_factory=dict)  # the label a point ran with
+    tags: dict[str, dict[str, Any]] = field(default_factory=dict)  # user -> System.row_tags()
 
     def add(self, index: int, point: dict[str, float], outcome: UserBatch) -> None:
         """Keep ``outcome``; its reconstructions only when it is the point's first good batch
@@ -79,7 +80,7 @@ class Results:
         row: dict[str, Any] = {"user": user, "node": cfg.rx, "tx": cfg.tx,
                                "model": self.label_at.get((index, user), self.labels[user]),
                                "channel": link.model, "snr_db": point.get(link.key), "point": index,
-                               "batches": len(batches)}
+                               "batches": len(batches), **self.tags.get(user, {})}
         failures = [b.failed for b in batches if b.failed]
         if failures:
             sent = [b.metrics.get("frames_sent") for b in batches]

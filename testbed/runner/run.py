@@ -194,7 +194,7 @@ class Run:
         results = self.session.results
         out = []
         for user in self.session.topo.users:
-            one = Results(results.topo, results.labels)
+            one = Results(results.topo, results.labels, tags=results.tags)
             for ub in results.batches.get((index, user.name), [])[-1:]:
                 one.add(index, results.points[index], ub)
             if one.batches:

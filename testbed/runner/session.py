@@ -100,7 +100,8 @@ class Session:
         self.chain_s: list[float] = []
         self.record_log: list[dict[str, Any]] = []
         self.batch_h: np.ndarray | None = None  # closed loop: the genie H of the batch's fading block
-        self.results = Results(self.topo, {n: s.label() for n, s in self.systems.items()})
+        self.results = Results(self.topo, {n: s.label() for n, s in self.systems.items()},
+                               tags={n: s.row_tags() for n, s in self.systems.items()})
 
     def _slot_samples(self) -> int:
         fading = [lk for lk in self.topo.links if lk.model in FADING_MODELS and lk.coherence_samples == 0]
@@ -270,6 +271,7 @@ class Session:
             self.systems[name] = registry.create("system", self.scenario.system, seed=self.scenario.seed, params={
                 **self.scenario.system_params, **known[name].params, **self.user_params[name]})
             self.results.labels[name] = self.systems[name].label()
+            self.results.tags[name] = self.systems[name].row_tags()
         self.new_point(dict(self.point))
 
     def set_radio(self, node: str, changes: dict[str, float]) -> int | None:

@@ -96,6 +96,10 @@ class System:
         """The ``model`` column of the metrics rows."""
         return self.name
 
+    def row_tags(self) -> dict[str, Any]:
+        """Fixed per-user fields every metrics row of this user carries (e.g. the decoder); none by default."""
+        return {}
+
     def model_files(self) -> list[Path]:
         """Trained model files this system runs (recorded with their sha256 in metrics.json)."""
         return []
