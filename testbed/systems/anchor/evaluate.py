@@ -59,11 +59,14 @@ def broadcast(encoder: torch.nn.Module, decoders: dict[str, torch.nn.Module], im
 
 
 def evaluate(encoder: torch.nn.Module, decoders: dict[str, torch.nn.Module], snr_db_list, channel: str,
-             images: list[np.ndarray] | None = None, seed: int = 0) -> dict[str, dict[str, list[float]]]:
-    """Mean PSNR and MS-SSIM of each decoder on the held-out photos at each SNR.
+             images: list[np.ndarray] | None = None, seed: int = 0, draws: int = 1) -> dict[str, dict[str, list[float]]]:
+    """Mean PSNR and MS-SSIM of each decoder on the held-out photos at each SNR, over ``draws``
+    channel draws per photo (the same draws for any encoder and decoders: the generator is seeded
+    by ``seed`` and consumed in the same order, so two model sets are compared on equal noise).
 
     Returns: {decoder name: {"snr_db": [...], "psnr_db": [...], "ms_ssim": [...]}}."""
     images = photo_corpus("test") if images is None else images
+    images = [img for _ in range(draws) for img in images]
     encoder.eval()
     for decoder in decoders.values():
         decoder.eval()

@@ -34,14 +34,17 @@ TRANSMITTER = "transmitter"
 
 
 class _Role(torch.nn.Module):
-    """A module as the exporter sees it (weights under ``model.``)."""
+    """A module as the exporter sees it (weights under ``model.``). ``snr_db`` enters every graph
+    (``+ 0 * snr_db`` per image, exactly zero), so a decoder family that ignores it still has
+    the interface every user decoder has."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
-        return self.model(x, snr_db)
+        out = self.model(x, snr_db)
+        return out + 0.0 * snr_db.reshape(-1, *([1] * (out.ndim - 1)))
 
 
 def _t(name: str, *shape) -> dict:

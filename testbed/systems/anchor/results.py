@@ -31,6 +31,7 @@ from testbed.systems.anchor.train import SCHEMES, TRAIN_SNRS_DB
 from testbed.systems.deepjscc.model import CHANNELS
 
 TABLES = {"awgn": "Table III (AWGN)", "rayleigh": "Table IV (Rayleigh fading)"}
+DRAWS = {"awgn": 1, "rayleigh": 4}  # channel draws per photo: one fading draw per frame is noisy
 
 
 def set_name(channel: str, scheme: str) -> str:
@@ -45,6 +46,13 @@ def entry(channel: str, scheme: str):
     return registry.get("system-model", name)
 
 
+def variants(channel: str) -> list[str]:
+    """Extra two-stage sets of ``channel`` (e.g. a longer self-reflective stage, ``...-anchor4800``),
+    scored beside the three schemes; their table key is the part of the name after the scheme."""
+    base = set_name(channel, "two_stage") + "-"
+    return sorted(n[len(base):] for n in registry.names("system-model") if n.startswith(base))
+
+
 def families(channel: str) -> list[str]:
     """The user families every scheme of ``channel`` ships (the anchor decoder is not a user)."""
     sets = [entry(channel, s) for s in SCHEMES]
@@ -52,12 +60,13 @@ def families(channel: str) -> list[str]:
 
 
 def table(channel: str, images: list[np.ndarray], seed: int) -> dict:
-    """{scheme: {family: {"snr_db", "psnr_db", "ms_ssim"}}} for one channel."""
+    """{scheme (or ``two_stage-<variant>``): {family: {"snr_db", "psnr_db", "ms_ssim"}}} for one channel."""
     out = {}
-    for scheme in SCHEMES:
-        e = entry(channel, scheme)
+    for scheme in [*SCHEMES, *(f"two_stage-{v}" for v in variants(channel))]:
+        e = registry.get("system-model", set_name(channel, scheme)) if scheme not in SCHEMES else entry(channel, scheme)
         decoders = {f: e.torch_module(f) for f in families(channel)}
-        out[scheme] = evaluate(e.torch_module(TRANSMITTER), decoders, TRAIN_SNRS_DB, channel, images, seed)
+        out[scheme] = evaluate(e.torch_module(TRANSMITTER), decoders, TRAIN_SNRS_DB, channel, images, seed,
+                               DRAWS[channel])
     return out
 
 
@@ -76,17 +85,18 @@ def forgetting(channel: str, images: list[np.ndarray], seed: int) -> dict:
                 raise ConfigError(f"{e.name}: the forgetting encoder {role} is missing; allowed: a set trained by "
                                   "testbed train anchor --scheme iterative")
             out[family][f"after {after}"] = evaluate(e.torch_module(role), {family: decoder}, TRAIN_SNRS_DB,
-                                                     channel, images, seed)[family]
+                                                     channel, images, seed, DRAWS[channel])[family]
     return out
 
 
-def claim(tab: dict) -> dict:
-    """Cells (family, SNR, metric) where two_stage >= iterative, iterative >= simultaneous, and both."""
+def claim(tab: dict, first: str = "two_stage") -> dict:
+    """Cells (family, SNR, metric) where ``first`` (the two-stage set or a variant of it) >=
+    iterative, iterative >= simultaneous, and both (the keys keep the name two_stage)."""
     counts = {"two_stage>=iterative": 0, "iterative>=simultaneous": 0, "two_stage>=iterative>=simultaneous": 0,
               "two_stage>=simultaneous": 0, "cells": 0}
-    for family in tab["two_stage"]:
+    for family in tab[first]:
         for metric in ("psnr_db", "ms_ssim"):
-            for a, b, c in zip(*(tab[s][family][metric] for s in SCHEMES)):
+            for a, b, c in zip(*(tab[s][family][metric] for s in (first, "iterative", "simultaneous"))):
                 counts["cells"] += 1
                 counts["two_stage>=iterative"] += a >= b
                 counts["iterative>=simultaneous"] += b >= c
@@ -98,23 +108,25 @@ def claim(tab: dict) -> dict:
 
 def markdown(result: dict) -> str:
     lines = ["# Anchor-aided broadcast: training schemes x decoder families", "",
-             "Held-out full-size photographs (kodim23, astronaut, coffee, chelsea), ratio 1/6, torch channel; "
-             "PSNR dB / MS-SSIM. `python -m testbed.systems.anchor.results --out docs/results`.", ""]
+             "Held-out full-size photographs (kodim23, astronaut, coffee, chelsea), ratio 1/6, torch channel "
+             f"({result['draws']['rayleigh']} fading draws per photo and frame under Rayleigh, the same draws for "
+             "every scheme); PSNR dB / MS-SSIM. `python -m testbed.systems.anchor.results --out docs/results`.", ""]
     for channel, tab in result["tables"].items():
         snrs = tab["two_stage"][next(iter(tab["two_stage"]))]["snr_db"]
         lines += [f"## {TABLES[channel]}", "", "| decoder | scheme | " + " | ".join(f"{s:g} dB" for s in snrs) + " |",
                   "|---|---|" + "---|" * len(snrs)]
         for family in tab["two_stage"]:
-            for scheme in SCHEMES:
+            for scheme in tab:
                 row = tab[scheme][family]
                 cells = " | ".join(f"{p:.2f} / {m:.4f}" for p, m in zip(row["psnr_db"], row["ms_ssim"]))
                 lines.append(f"| {family} | {scheme} | {cells} |")
-        c = result["claims"][channel]
-        lines += ["", f"Claim two-stage >= iterative >= simultaneous: {c['two_stage>=iterative>=simultaneous']} of "
-                  f"{c['cells']} cells (PSNR and MS-SSIM); two-stage >= iterative in {c['two_stage>=iterative']}, "
-                  f"iterative >= simultaneous in {c['iterative>=simultaneous']}, two-stage >= simultaneous in "
-                  f"{c['two_stage>=simultaneous']}: {'holds' if c['holds_in_most_cells'] else 'does not hold'} "
-                  "in most cells.", ""]
+        lines.append("")
+        for first, c in result["claims"][channel].items():
+            lines += [f"Claim {first} >= iterative >= simultaneous: {c['two_stage>=iterative>=simultaneous']} of "
+                      f"{c['cells']} cells (PSNR and MS-SSIM); {first} >= iterative in {c['two_stage>=iterative']}, "
+                      f"iterative >= simultaneous in {c['iterative>=simultaneous']}, {first} >= simultaneous in "
+                      f"{c['two_stage>=simultaneous']}: {'holds' if c['holds_in_most_cells'] else 'does not hold'} "
+                      "in most cells.", ""]
     for channel, forget in result["forgetting"].items():
         lines += [f"## Forgetting ({channel}, iterative set, Fig. 5): PSNR dB at each SNR", "",
                   "| decoder | encoder | " + " | ".join(f"{s:g} dB" for s in TRAIN_SNRS_DB) + " |",
@@ -152,18 +164,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m testbed.systems.anchor.results", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     parser.add_argument("--channels", nargs="+", default=list(CHANNELS), choices=CHANNELS)
+    parser.add_argument("--forgetting", nargs="*", default=["awgn"], choices=CHANNELS,
+                        help="channels of the forgetting experiment (Fig. 5 of the paper is one channel)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     images = photo_corpus("test")
-    result: dict = {"images": len(images), "snr_db": list(TRAIN_SNRS_DB), "tables": {}, "claims": {}, "forgetting": {}}
+    result: dict = {"images": len(images), "draws": DRAWS, "snr_db": list(TRAIN_SNRS_DB), "tables": {}, "claims": {}, "forgetting": {}}
     for channel in args.channels:
         result["tables"][channel] = table(channel, images, args.seed)
-        result["claims"][channel] = claim(result["tables"][channel])
+        tab = result["tables"][channel]
+        result["claims"][channel] = {first: claim(tab, first) for first in tab if first.startswith("two_stage")}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for channel in args.forgetting:
         result["forgetting"][channel] = forgetting(channel, images, args.seed)
         plot(result["forgetting"][channel], args.out / f"anchor_forgetting_{channel}.png", channel)
-    args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "anchor.json", result)
     atomic_write_bytes(args.out / "anchor.md", (markdown(result) + "\n").encode())
     return result

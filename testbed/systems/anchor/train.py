@@ -73,6 +73,7 @@ class TrainConfig:
     width: int = WIDTH
     seed: int = 0
     families: tuple[str, ...] = field(default_factory=lambda: tuple(DECODERS))
+    anchor_steps: int = 0  # two_stage: steps of the self-reflective stage; 0 = ``steps``
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -83,6 +84,9 @@ class TrainConfig:
                                  ("crop", self.crop, 8)):
             if value < low:
                 raise ConfigError(f"{name} = {value!r} is invalid; allowed: >= {low}")
+        if self.anchor_steps < 0 or (self.anchor_steps and self.scheme != "two_stage"):
+            raise ConfigError(f"anchor_steps = {self.anchor_steps} is invalid for scheme {self.scheme}; allowed: "
+                              ">= 0, and non-zero only for two_stage")
         if self.crop % 4:
             raise ConfigError(f"crop = {self.crop} is invalid; allowed: a multiple of 4")
         if self.scheme == "iterative" and self.steps % self.rounds:
@@ -92,8 +96,10 @@ class TrainConfig:
             raise ConfigError(f"families = {list(self.families)} is invalid; allowed: one or more of {', '.join(DECODERS)}")
 
     def name(self) -> str:
-        """The shipped model set's name, e.g. ``anchor-awgn-two-stage``."""
-        return f"anchor-{self.channel}-{self.scheme.replace('_', '-')}"
+        """The shipped model set's name, e.g. ``anchor-awgn-two-stage``; a self-reflective stage
+        of other than ``steps`` says so: ``anchor-awgn-two-stage-anchor4800``."""
+        extra = f"-anchor{self.anchor_steps}" if self.anchor_steps else ""
+        return f"anchor-{self.channel}-{self.scheme.replace('_', '-')}{extra}"
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,7 @@ def schedule(cfg: TrainConfig) -> list[Phase]:
     """The phases of a scheme (module docstring)."""
     fams = cfg.families
     if cfg.scheme == "two_stage":
-        return [Phase((ANCHOR,), cfg.steps, True), Phase(fams, cfg.steps, False)]
+        return [Phase((ANCHOR,), cfg.anchor_steps or cfg.steps, True), Phase(fams, cfg.steps, False)]
     if cfg.scheme == "simultaneous":
         return [Phase(fams, cfg.steps, True)]
     turn = cfg.steps // cfg.rounds
@@ -288,6 +294,7 @@ def load_models(path: Path) -> tuple[TrainConfig, Encoder, dict[str, torch.nn.Mo
 def command_line(cfg: TrainConfig, out: Path, threads: int) -> str:
     """The command that reproduces a shipped model set (recorded in its cards)."""
     extra = f" --rounds {cfg.rounds}" if cfg.scheme == "iterative" else ""
+    extra += f" --anchor-steps {cfg.anchor_steps}" if cfg.anchor_steps else ""
     return (f"testbed train anchor --scheme {cfg.scheme} --channel {cfg.channel} --steps {cfg.steps}{extra} "
             f"--batch-size {cfg.batch_size} --crop {cfg.crop} --seed {cfg.seed} --threads {threads} --out {out}")
 
@@ -298,6 +305,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--channel", default="awgn", choices=CHANNELS)
     parser.add_argument("--steps", type=int, default=TrainConfig.steps, help="gradient steps per user decoder")
     parser.add_argument("--rounds", type=int, default=TrainConfig.rounds, help="iterative: turns per decoder")
+    parser.add_argument("--anchor-steps", type=int, default=0,
+                        help="two_stage: steps of the self-reflective stage (default: --steps)")
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--crop", type=int, default=TrainConfig.crop, help="side of the training crops, px")
     parser.add_argument("--seed", type=int, default=0)
@@ -310,7 +319,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    cfg = TrainConfig(args.scheme, args.channel, args.steps, args.rounds, args.batch_size, args.crop, seed=args.seed)
+    cfg = TrainConfig(args.scheme, args.channel, args.steps, args.rounds, args.batch_size, args.crop, seed=args.seed,
+                      anchor_steps=args.anchor_steps)
     started = time.monotonic()
     path = train(cfg, args.checkpoints, args.threads)
     result = {"checkpoint": str(path), "minutes": (time.monotonic() - started) / 60.0}
