@@ -239,7 +239,7 @@ def train(cfg: TrainConfig, checkpoints: Path, threads: int = 1, checkpoint_minu
     trainer = Trainer(cfg)
     if path.exists():
         state = torch.load(path, weights_only=False)
-        if state["config"] != asdict(cfg):
+        if config_from_state(state["config"]) != cfg:
             raise ConfigError(f"checkpoint {str(path)!r} was written by another run {state['config']}; "
                               f"allowed: the same arguments, or remove the file")
         trainer.load(state)
@@ -277,12 +277,15 @@ def train(cfg: TrainConfig, checkpoints: Path, threads: int = 1, checkpoint_minu
     return path
 
 
+def config_from_state(config: dict) -> TrainConfig:
+    """The TrainConfig a checkpoint's ``config`` was written by (fields it predates take their defaults)."""
+    return TrainConfig(**{**config, "families": tuple(config["families"])})
+
+
 def load_models(path: Path) -> tuple[TrainConfig, Encoder, dict[str, torch.nn.Module], dict[str, dict]]:
     """(config, encoder, name -> decoder, snapshots) of a finished checkpoint, in eval mode."""
     state = torch.load(path, weights_only=False)
-    config = dict(state["config"])
-    config["families"] = tuple(config["families"])
-    cfg = TrainConfig(**config)
+    cfg = config_from_state(state["config"])
     if state.get("kept") is None:
         raise ConfigError(f"checkpoint {str(path)!r} is not finished; allowed: a run trained to its end")
     trainer = Trainer(cfg)
