@@ -21,6 +21,7 @@ and the batch index, so the scorer can regenerate what was sent.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -68,6 +69,16 @@ class Decoded:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def module_main(module: str) -> Callable[[list[str]], object]:
+    """A ``System.trainer`` that imports ``module`` (torch and all) only when it is called and
+    runs its ``main(argv)``."""
+
+    def main(argv: list[str]) -> object:
+        return importlib.import_module(module).main(argv)
+
+    return main
+
+
 class System:
     """Base of the registered systems; subclasses set ``name``, ``Params`` and the three steps."""
 
@@ -76,7 +87,8 @@ class System:
     system_id: ClassVar[int] = 0
     # The image set (``testbed.data.images.image_set``) its shipped models are made for.
     images: ClassVar[str] = "default"
-    # Command-line trainer (``testbed train SYSTEM ...``): a callable taking the argv list.
+    # Command-line trainer (``testbed train SYSTEM ...``): a callable taking the argv list,
+    # e.g. ``staticmethod(module_main("testbed.systems.x.train"))``.
     trainer: ClassVar[Callable[[list[str]], object] | None] = None
 
     @classmethod

@@ -25,7 +25,7 @@ from testbed.phy.payload import MAX_LENGTH, PayloadFormat
 from testbed.phy.receiver import ReceivedFrame
 from testbed.registry import register
 from testbed.systems.anchor import models as _models_registered  # noqa: F401  (registration)
-from testbed.systems.base import Decoded, Encoded, Items, System, by_seq, check_choice, frame_len
+from testbed.systems.base import Decoded, Encoded, Items, System, by_seq, check_choice, frame_len, module_main
 from testbed.systems.digital import LOST_FILL, _image_metrics
 
 ANALOG = PayloadFormat("analog", "none")
@@ -63,11 +63,7 @@ class AnchorSystem(System):
     system_id = 8
     Params = AnchorParams
 
-    @staticmethod
-    def trainer(argv: list[str]) -> object:
-        from testbed.systems.anchor.train import main
-
-        return main(argv)
+    trainer = staticmethod(module_main("testbed.systems.anchor.train"))
 
     def __init__(self, params: dict, seed: int = 0) -> None:
         super().__init__(params, seed)

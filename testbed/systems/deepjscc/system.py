@@ -21,7 +21,7 @@ from testbed.phy.frame import FrameJob
 from testbed.phy.payload import MAX_LENGTH, PayloadFormat
 from testbed.registry import register
 from testbed.phy.receiver import ReceivedFrame
-from testbed.systems.base import Decoded, Encoded, Items, System, by_seq, frame_len
+from testbed.systems.base import Decoded, Encoded, Items, System, by_seq, frame_len, module_main
 from testbed.systems.digital import LOST_FILL, _image_metrics
 
 ANALOG = PayloadFormat("analog", "none")
@@ -50,11 +50,7 @@ class DeepJsccSystem(System):
     system_id = 3
     Params = DeepJsccParams
 
-    @staticmethod
-    def trainer(argv: list[str]) -> object:
-        from testbed.systems.deepjscc.train import main
-
-        return main(argv)
+    trainer = staticmethod(module_main("testbed.systems.deepjscc.train"))
 
     def __init__(self, params: dict, seed: int = 0) -> None:
         super().__init__(params, seed)

@@ -25,7 +25,7 @@ from testbed.phy.frame import FrameJob
 from testbed.phy.payload import MAX_LENGTH, PayloadFormat
 from testbed.phy.receiver import ReceivedFrame
 from testbed.registry import register
-from testbed.systems.base import Decoded, Encoded, Items, System, by_seq, check_choice, frame_len
+from testbed.systems.base import Decoded, Encoded, Items, System, by_seq, check_choice, frame_len, module_main
 from testbed.systems.digital import LOST_FILL, _image_metrics
 from testbed.systems.superposition import models as _models_registered  # noqa: F401  (registration)
 from testbed.systems.superposition.constellation import demap, layer_levels, super_levels
@@ -67,11 +67,7 @@ class SuperpositionSystem(System):
     images = "fashion-mnist"
     Params = SuperpositionParams
 
-    @staticmethod
-    def trainer(argv: list[str]) -> object:
-        from testbed.systems.superposition.train import main
-
-        return main(argv)
+    trainer = staticmethod(module_main("testbed.systems.superposition.train"))
 
     def __init__(self, params: dict, seed: int = 0) -> None:
         super().__init__(params, seed)
