@@ -2,10 +2,10 @@
 that carry the trained 1-bit IRS phases.
 
 Files of a model ``<name>`` (e.g. ``irs-jsce-irs8x8-4000steps``), each with its card:
-    ``<name>.encoder.onnx``: image float32 (N, 3, H, W) (H, W multiples of 4), link float32 (N, 4),
+    ``<name>.transmitter.onnx`` (the encoder): image float32 (N, 3, H, W) (H, W multiples of 4), link float32 (N, 4),
         slot float32 (N, 5) -> symbols float32 (N, L, 2), L = H W / 2, s^a of eq. (5) before the
         TX's normalisation;
-    ``<name>.decoder.onnx``: symbols float32 (N, H/4, W/4, 8, 2) (the MMSE-scaled received
+    ``<name>.receiver.onnx`` (the decoder): symbols float32 (N, H/4, W/4, 8, 2) (the MMSE-scaled received
         symbols in the encoder's order), link float32 (N, 4), slot float32 (N, 5) -> image float32
         (N, 3, H, W).
 link is the receiver's and the transmitter's (x, y) in metres (:func:`model.link_features`; the
@@ -34,7 +34,7 @@ DATA = ("random {crop}x{crop} crops (random flips) of the offline photo corpus, 
         "(testbed.data.images.photo_corpus: Debian wallpapers, sporco/scikit-image/scikit-learn photos; the "
         "paper's CIFAR-10 and ImageNet are not installable offline); metrics on the held-out photos (kodim23, "
         "astronaut, coffee, chelsea; 256x256 centre crops sent as 32x32 tiles), never trained on")
-ROLES = ("encoder", "decoder")
+ROLES = ("transmitter", "receiver")  # not encoder/decoder: the generic DeepJSCC registry claims those names
 _SLOT = torch.tensor([[1.0, 0, 1, 0, 0], [0, 1, 0, 0, 0]])
 
 
@@ -64,15 +64,15 @@ def _t(name: str, *shape) -> dict:
 
 
 SPECS = {
-    "encoder": {"inputs": [_t("image", 3, "H", "W"), _t("link", 4), _t("slot", N_USERS)],
+    "transmitter": {"inputs": [_t("image", 3, "H", "W"), _t("link", 4), _t("slot", N_USERS)],
                 "outputs": [_t("symbols", "L", 2)]},
-    "decoder": {"inputs": [_t("symbols", "H/4", "W/4", LATENT_CHANNELS // 2, 2), _t("link", 4), _t("slot", N_USERS)],
+    "receiver": {"inputs": [_t("symbols", "H/4", "W/4", LATENT_CHANNELS // 2, 2), _t("link", 4), _t("slot", N_USERS)],
                 "outputs": [_t("image", 3, "H", "W")]},
 }
 
 
 def export_role(role: str, module: torch.nn.Module, path: Path) -> Path:
-    if role == "encoder":
+    if role == "transmitter":
         return export_graph(_EncoderGraph(module.eval()), (torch.rand(2, 3, 32, 48), torch.randn(2, 4), _SLOT), path,
                             SPECS[role])
     return export_graph(_DecoderGraph(module.eval()), (torch.randn(2, 8, 12, LATENT_CHANNELS // 2, 2),
@@ -122,7 +122,7 @@ def export_checkpoint(checkpoint: Path, out_dir: Path, command: str, threads: in
         "architecture": encoder.config(),
     }
     paths = []
-    for role, module in (("encoder", encoder), ("decoder", decoder)):
+    for role, module in zip(ROLES, (encoder, decoder)):
         paths.append(export_role(role, module, out_dir / f"{cfg.name()}.{role}.onnx"))
         write_card(paths[-1], {**card, "role": role, "file": paths[-1].name, "inputs": SPECS[role]["inputs"],
                                "outputs": SPECS[role]["outputs"]})

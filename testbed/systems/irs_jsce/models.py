@@ -20,7 +20,7 @@ from testbed.registry import register
 
 KIND = "system-model"
 FOLDER = MODELS_DIR / "irs_jsce"
-ROLES = ("encoder", "decoder")
+ROLES = ("transmitter", "receiver")  # the encoder's and the decoder's roles (export.ROLES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,7 @@ class IrsJsceEntry:
     irs: str
     files: dict
 
-    def card(self, role: str = "encoder") -> dict:
+    def card(self, role: str = "transmitter") -> dict:
         return read_card(self.files[role])
 
     def phases(self) -> np.ndarray | None:
@@ -49,7 +49,7 @@ class IrsJsceEntry:
         if role not in ROLES or not path.is_file():
             raise ModelError(f"{self.name}: the {role} file {self.files.get(role)} is missing; allowed roles: "
                              f"{', '.join(ROLES)}")
-        module = (Encoder if role == "encoder" else Decoder)(**self.card(role)["architecture"])
+        module = (Encoder if role == "transmitter" else Decoder)(**self.card(role)["architecture"])
         module.load_state_dict(state_dict_from_onnx(module, path))
         return module.eval()
 
@@ -83,13 +83,13 @@ class IrsJsceEntry:
         rng = np.random.default_rng(seed)
         link = rng.uniform(-2, 2, (n, 4)).astype(np.float32)
         slot = (rng.random((n, self.card()["architecture"]["n_users"])) < 0.5).astype(np.float32)
-        inputs = {"encoder": {"image": rng.random((n, 3, 32, 48), dtype=np.float32), "link": link, "slot": slot},
-                  "decoder": {"symbols": rng.normal(0, 1, (n, 8, 12, 8, 2)).astype(np.float32), "link": link,
+        inputs = {"transmitter": {"image": rng.random((n, 3, 32, 48), dtype=np.float32), "link": link, "slot": slot},
+                  "receiver": {"symbols": rng.normal(0, 1, (n, 8, 12, 8, 2)).astype(np.float32), "link": link,
                               "slot": slot}}
         worst = 0.0
         with torch.no_grad():
             for role, feed in inputs.items():
-                graph = (_EncoderGraph if role == "encoder" else _DecoderGraph)(self.torch_module(role))
+                graph = (_EncoderGraph if role == "transmitter" else _DecoderGraph)(self.torch_module(role))
                 ref = graph(*(torch.from_numpy(v) for v in feed.values())).numpy()
                 out = next(iter(self.session(role).run(**feed).values()))
                 worst = max(worst, float(np.max(np.abs(ref - out))))

@@ -49,7 +49,7 @@ def load(name: str):
     entry = registry.get("system-model", name)
     card = entry.card()
     cfg = TrainConfig(irs_side=card["irs"]["rows"], noise_var=card["noise_var"], irs=card["irs"]["training"])
-    return entry, entry.torch_module("encoder"), entry.torch_module("decoder"), geometry_for(cfg), card
+    return entry, entry.torch_module("transmitter"), entry.torch_module("receiver"), geometry_for(cfg), card
 
 
 def irs_modes(images: list[np.ndarray]) -> list[dict]:

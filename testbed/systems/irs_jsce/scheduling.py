@@ -123,14 +123,15 @@ class ScheduleEnv(gymnasium.Env):
 
 
 def train_ddpg(table: dict[TxSet, dict[Link, float]], n_users: int, slots: int, timesteps: int, seed: int = 0,
-               replay_every: int = 1, tau: float = 0.005, noise_std: float = 0.2):
-    """DDPG on :class:`ScheduleEnv` (stable-baselines3); returns the model and its greedy schedule."""
+               replay_every: int = 1, tau: float = 0.005, noise_std: float = 0.3, warmup: int = 1000):
+    """DDPG on :class:`ScheduleEnv` (stable-baselines3; ``warmup`` steps of uniform random actions
+    fill the replay buffer first); returns the model and its greedy schedule."""
     from stable_baselines3 import DDPG
     from stable_baselines3.common.noise import NormalActionNoise
 
     env = ScheduleEnv(table, n_users, slots)
     noise = NormalActionNoise(np.zeros(n_users), noise_std * np.ones(n_users))
-    model = DDPG("MlpPolicy", env, action_noise=noise, learning_starts=min(200, timesteps), batch_size=128,
+    model = DDPG("MlpPolicy", env, action_noise=noise, learning_starts=min(warmup, timesteps), batch_size=128,
                  tau=tau, gamma=0.99, train_freq=replay_every, seed=seed, device="cpu", verbose=0)
     model.learn(total_timesteps=timesteps)
     return model, greedy_schedule(model, env)
