@@ -211,3 +211,15 @@ def test_bit_tdma_loses_whole_codewords_and_co_phases_the_irs():
     draw = channel.draw_channels(geometry, bit_tdma.EVAL_CHANNEL_SEED, 0)
     random_gain = abs(channel.cascaded(draw, channel.one_bit(np.zeros(64)))[0, 1]) ** 2
     assert bit_tdma.link_snr_db(geometry, 0, 1, 0, 0.1) > 10 * math.log10(random_gain / 0.1)
+
+
+def test_the_coverage_bonus_adds_the_share_of_pairs_served_and_is_off_by_default():
+    table = _random_table(3, 4)
+    plain, shaped = scheduling.ScheduleEnv(table, 3, 2), scheduling.ScheduleEnv(table, 3, 2, coverage_bonus=0.5)
+    for env in (plain, shaped):
+        env.reset()
+    r_plain = plain.step(np.array([0.9, 0.0, 0.0]))[1]
+    r_shaped = shaped.step(np.array([0.9, 0.0, 0.0]))[1]
+    assert r_plain == 0.0 and r_shaped == pytest.approx(0.5 * 2 / 6)
+    with pytest.raises(ConfigError, match="coverage_bonus"):
+        scheduling.ScheduleEnv(table, 3, 2, coverage_bonus=-1.0)

@@ -91,11 +91,14 @@ def action_to_set(action: np.ndarray) -> TxSet:
 class ScheduleEnv(gymnasium.Env):
     """The scheduling MDP of Sec. III-B over ``slots`` slots on a measured similarity table."""
 
-    def __init__(self, table: dict[TxSet, dict[Link, float]], n_users: int, slots: int) -> None:
+    def __init__(self, table: dict[TxSet, dict[Link, float]], n_users: int, slots: int,
+                 coverage_bonus: float = 0.0) -> None:
         super().__init__()
         if slots < 1:
             raise ConfigError(f"irs_jsce slots = {slots!r} is invalid; allowed: an integer >= 1")
-        self.table, self.n_users, self.slots = table, n_users, slots
+        if not coverage_bonus >= 0:
+            raise ConfigError(f"irs_jsce coverage_bonus = {coverage_bonus!r} is invalid; allowed: a number >= 0")
+        self.table, self.n_users, self.slots, self.coverage_bonus = table, n_users, slots, coverage_bonus
         self.links = all_links(n_users)
         self.observation_space = gymnasium.spaces.Box(0.0, float(2 * (n_users - 1)), (n_users,), np.float32)
         self.action_space = gymnasium.spaces.Box(0.0, 1.0, (n_users,), np.float32)
@@ -119,17 +122,20 @@ class ScheduleEnv(gymnasium.Env):
         self.chosen.append(txs)
         self.t += 1
         reward = min(self.accumulated.values())  # eq. (18)
+        if self.coverage_bonus:  # not the paper's: the share of pairs served so far, a dense signal
+            reward += self.coverage_bonus * sum(v > 0 for v in self.accumulated.values()) / len(self.links)
         return self._observation(), float(reward), self.t >= self.slots, False, {"set": txs}
 
 
 def train_ddpg(table: dict[TxSet, dict[Link, float]], n_users: int, slots: int, timesteps: int, seed: int = 0,
-               replay_every: int = 1, tau: float = 0.005, noise_std: float = 0.3, warmup: int = 1000):
+               replay_every: int = 1, tau: float = 0.005, noise_std: float = 0.3, warmup: int = 1000,
+               coverage_bonus: float = 0.0):
     """DDPG on :class:`ScheduleEnv` (stable-baselines3; ``warmup`` steps of uniform random actions
     fill the replay buffer first); returns the model and its greedy schedule."""
     from stable_baselines3 import DDPG
     from stable_baselines3.common.noise import NormalActionNoise
 
-    env = ScheduleEnv(table, n_users, slots)
+    env = ScheduleEnv(table, n_users, slots, coverage_bonus)
     noise = NormalActionNoise(np.zeros(n_users), noise_std * np.ones(n_users))
     model = DDPG("MlpPolicy", env, action_noise=noise, learning_starts=min(warmup, timesteps), batch_size=128,
                  tau=tau, gamma=0.99, train_freq=replay_every, seed=seed, device="cpu", verbose=0)
