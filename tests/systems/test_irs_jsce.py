@@ -53,7 +53,8 @@ def test_a_slot_gives_every_link_an_image_from_its_own_source():
     images = torch.rand(2, len(links), 3, 16, 24)
 
     def run(batch):
-        return transmit_slot(encoder, decoder, batch, links, h, 1e-9, positions, torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            return transmit_slot(encoder, decoder, batch, links, h, 1e-9, positions, torch.Generator().manual_seed(1))
 
     out = run(images)
     assert out.shape == images.shape and float(out.min()) >= 0 and float(out.max()) <= 1
