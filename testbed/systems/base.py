@@ -22,6 +22,7 @@ and the batch index, so the scorer can regenerate what was sent.
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -77,6 +78,18 @@ def module_main(module: str) -> Callable[[list[str]], object]:
         return importlib.import_module(module).main(argv)
 
     return main
+
+
+def train_then_export(train: Callable[[], Path], export: Callable[[Path], list[Path]] | None) -> dict:
+    """What a trainer's ``main`` does: run (or resume) ``train``, then ``export`` its checkpoint
+    unless None; prints and returns {"checkpoint", "minutes", "files"}."""
+    started = time.monotonic()
+    path = train()
+    result: dict[str, Any] = {"checkpoint": str(path), "minutes": (time.monotonic() - started) / 60.0}
+    if export is not None:
+        result["files"] = [str(p) for p in export(path)]
+    print(result)
+    return result
 
 
 class System:

@@ -51,6 +51,7 @@ from testbed.errors import ConfigError
 from testbed.runner.files import atomic_torch_save
 from testbed.systems.anchor.model import DECODERS, WIDTH, AttentionDecoder, Encoder, build_decoder, shape_symbols
 from testbed.systems.deepjscc.model import CHANNELS, through_channel
+from testbed.systems.base import train_then_export
 from testbed.systems.deepjscc.train import CropSampler
 
 SCHEMES = ("two_stage", "iterative", "simultaneous")
@@ -324,16 +325,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     cfg = TrainConfig(args.scheme, args.channel, args.steps, args.rounds, args.batch_size, args.crop, seed=args.seed,
                       anchor_steps=args.anchor_steps)
-    started = time.monotonic()
-    path = train(cfg, args.checkpoints, args.threads)
-    result = {"checkpoint": str(path), "minutes": (time.monotonic() - started) / 60.0}
-    if not args.no_export:
-        from testbed.systems.anchor.export import export_checkpoint
+    from testbed.systems.anchor.export import export_checkpoint
 
-        result["files"] = [str(p) for p in export_checkpoint(path, args.out, command_line(cfg, args.out, args.threads),
-                                                             threads=args.threads)]
-    print(result)
-    return result
+    def export(path: Path) -> list[Path]:
+        return export_checkpoint(path, args.out, command_line(cfg, args.out, args.threads), threads=args.threads)
+
+    return train_then_export(lambda: train(cfg, args.checkpoints, args.threads), None if args.no_export else export)
 
 
 if __name__ == "__main__":

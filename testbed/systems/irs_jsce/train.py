@@ -39,6 +39,7 @@ from tqdm import tqdm
 from testbed.data.images import photo_corpus
 from testbed.errors import ConfigError
 from testbed.runner.files import atomic_torch_save
+from testbed.systems.base import train_then_export
 from testbed.systems.deepjscc.train import CropSampler
 from testbed.systems.irs_jsce import channel
 from testbed.systems.irs_jsce.model import WIDTH, Decoder, Encoder, IrsPhases, cascaded, transmit_slot
@@ -260,16 +261,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     cfg = TrainConfig(steps=args.steps, batch_slots=args.batch_slots, crop=args.crop, irs_side=args.irs_side,
                       irs=args.irs, seed=args.seed)
-    started = time.monotonic()
-    path = train(cfg, args.checkpoints, args.threads)
-    result = {"checkpoint": str(path), "minutes": (time.monotonic() - started) / 60.0}
-    if not args.no_export:
-        from testbed.systems.irs_jsce.export import export_checkpoint
+    from testbed.systems.irs_jsce.export import export_checkpoint
 
-        result["files"] = [str(p) for p in export_checkpoint(path, args.out, command_line(cfg, args.out, args.threads),
-                                                             threads=args.threads)]
-    print(result)
-    return result
+    def export(path: Path) -> list[Path]:
+        return export_checkpoint(path, args.out, command_line(cfg, args.out, args.threads), threads=args.threads)
+
+    return train_then_export(lambda: train(cfg, args.checkpoints, args.threads), None if args.no_export else export)
 
 
 if __name__ == "__main__":
