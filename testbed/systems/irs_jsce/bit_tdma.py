@@ -31,9 +31,11 @@ INFO_BYTES = 1296 * 2 // 3 // 8  # 108 bytes of image per codeword
 CODED_SYMBOLS_PER_PIXEL = 24 / (4 * 2 / 3)
 
 
-def link_snr_db(geometry: channel.Geometry, tx: int, rx: int, block: int, noise_var: float) -> float:
-    """SNR of pair (tx, rx) in coherence block ``block`` with the surface co-phased for it (1-bit)."""
-    draw = channel.draw_channels(geometry, EVAL_CHANNEL_SEED, block)
+def link_snr_db(geometry: channel.Geometry, tx: int, rx: int, block: int, noise_var: float,
+                draw: channel.ChannelDraw | None = None) -> float:
+    """SNR of pair (tx, rx) in coherence block ``block`` (``draw``: its channels, drawn if None)
+    with the surface co-phased for it (1-bit)."""
+    draw = draw or channel.draw_channels(geometry, EVAL_CHANNEL_SEED, block)
     phases = channel.one_bit(channel.link_optimal_phases(draw, tx, rx))
     gain = abs(channel.cascaded(draw, phases)[tx, rx]) ** 2
     return 10 * math.log10(gain / noise_var)
@@ -56,12 +58,13 @@ def evaluate(geometry: channel.Geometry, images: list[np.ndarray], noise_var: fl
     table = table or BlerTable.load()
     rng = np.random.default_rng(seed)
     pairs = [(r, k) for r in range(geometry.n_users) for k in range(geometry.n_users) if r != k]
+    draws = [channel.draw_channels(geometry, EVAL_CHANNEL_SEED, block) for block in range(blocks)]  # once for every pair
     rows = []
     for j, (r, k) in enumerate(pairs):
         img = images[j % len(images)]
         snrs, xis, rates = [], [], []
         for block in range(blocks):
-            snr_db = link_snr_db(geometry, r, k, block, noise_var)
+            snr_db = link_snr_db(geometry, r, k, block, noise_var, draws[block])
             rate = float(table.codeword_error_rate(MCS, snr_db))
             got = received_image(img, rate, rng)
             xis.append(float(ssim(torch.from_numpy(got)[None], torch.from_numpy(img)[None], data_range=1.0)))

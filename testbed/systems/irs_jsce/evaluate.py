@@ -18,6 +18,7 @@ xi = SSIM (eq. (12)). A schedule's figure, the max-min objective (14), is
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -70,6 +71,13 @@ def eval_phases(mode: str, trained: np.ndarray) -> np.ndarray | None:
     return channel.one_bit(trained)
 
 
+@lru_cache(maxsize=4)
+def eval_channels(geometry: channel.Geometry, blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`channel_bank` under ``EVAL_CHANNEL_SEED``, drawn once per geometry (by identity) and
+    block count: a table of 30 slots would otherwise draw the same blocks 30 times."""
+    return channel_bank(geometry, EVAL_CHANNEL_SEED, blocks)
+
+
 @torch.no_grad()
 def evaluate_slot(encoder: Encoder, decoder: Decoder, geometry: channel.Geometry, phases: np.ndarray | None,
                   links: Sequence[tuple[int, int]], images: list[np.ndarray], blocks: int = 4,
@@ -80,17 +88,17 @@ def evaluate_slot(encoder: Encoder, decoder: Decoder, geometry: channel.Geometry
     ``tile_px`` tiles (:func:`testbed.data.images.tile`), the size the networks were trained on;
     every tile of a slot meets the block's channel (the paper: a whole semantic feature within a
     coherence time). Returns {"links": [[r, k], ...], "psnr_db": [...], "ssim": [...], "throughput": [...]}."""
-    g, h_direct = channel_bank(geometry, EVAL_CHANNEL_SEED, blocks)
+    g, h_direct = eval_channels(geometry, blocks)
     phase_t = None if phases is None else torch.from_numpy(np.asarray(phases, np.float32))
     h = cascaded(g, h_direct, phase_t)
     sent = [images[j % len(images)] for j in range(len(links))]
     tiles = torch.from_numpy(np.stack([tile(img, tile_px) for img in sent], axis=1))   # (T, n_links, 3, s, s)
     reference = torch.from_numpy(np.stack(sent))
-    generator = torch.Generator().manual_seed(seed)
+    generator, positions = torch.Generator().manual_seed(seed), user_positions(geometry)
     psnr, xi = torch.zeros(len(links)), torch.zeros(len(links))
     for b in range(blocks):
         out = transmit_slot(encoder, decoder, tiles, links, h[b:b + 1].expand(len(tiles), -1, -1), noise_var,
-                            user_positions(geometry), generator).clamp(0, 1).numpy()
+                            positions, generator).clamp(0, 1).numpy()
         decoded = torch.from_numpy(np.stack([untile(out[:, j], sent[j].shape) for j in range(len(links))]))
         mse = ((decoded - reference) ** 2).mean(dim=(1, 2, 3))
         psnr += -10 * torch.log10(mse.clamp_min(1e-10)) / blocks
@@ -130,13 +138,28 @@ FIG3_LINKS = ((0, 1), (0, 2), (0, 3))
 """Fig. 3: the user at (1.13, 0.50) sends three images to the users at (-0.01, -0.21), (-1.10, -0.28), (0.19, 1.01)."""
 
 
+def quality_by_transmitters(encoder: Encoder, decoder: Decoder, geometry: channel.Geometry,
+                            phases: np.ndarray | None, images: list[np.ndarray], blocks: int,
+                            noise_var: float) -> list[dict]:
+    """Mean PSNR (dB) and SSIM over the links of every half-duplex TX set, grouped by its number of
+    transmitters: [{"transmitters", "sets", "links", "psnr_db", "ssim"}, ...] (floats unrounded)."""
+    from testbed.systems.irs_jsce.train import transmitter_sets
+
+    by_size: dict[int, list[dict]] = {}
+    for txs in transmitter_sets(geometry.n_users):
+        links = channel.slot_links(txs, geometry.n_users)
+        by_size.setdefault(len(txs), []).append(
+            evaluate_slot(encoder, decoder, geometry, phases, links, images, blocks, noise_var))
+    return [{"transmitters": size, "sets": len(results), "links": len(results[0]["links"]),
+             "psnr_db": float(np.mean([r["psnr_db"] for r in results])),
+             "ssim": float(np.mean([r["ssim"] for r in results]))} for size, results in sorted(by_size.items())]
+
+
 def model_metrics(encoder: Encoder, decoder: Decoder, geometry: channel.Geometry, phases: np.ndarray | None,
                   noise_var: float = 0.1, side: int = 256, blocks: int = 4) -> dict:
     """The card's metrics on the held-out photographs: Fig. 3's slot under every IRS mode (only
     ``off`` for a model trained without IRS, ``phases`` None), and every TX set with the trained
     IRS, averaged per number of transmitters."""
-    from testbed.systems.irs_jsce.train import transmitter_sets
-
     images = held_out_images(side)
     modes = ["off"] if phases is None else list(EVAL_MODES)
     fig3 = {}
@@ -145,15 +168,10 @@ def model_metrics(encoder: Encoder, decoder: Decoder, geometry: channel.Geometry
                                FIG3_LINKS, images, blocks, noise_var)
         fig3[mode] = {**result, "mean_psnr_db": round(float(np.mean(result["psnr_db"])), 3),
                       "mean_ssim": round(float(np.mean(result["ssim"])), 4)}
-    by_size: dict[int, list[dict]] = {}
     main_phases = None if phases is None else eval_phases("trained", phases)
-    for txs in transmitter_sets(geometry.n_users):
-        links = channel.slot_links(txs, geometry.n_users)
-        by_size.setdefault(len(txs), []).append(
-            evaluate_slot(encoder, decoder, geometry, main_phases, links, images, max(1, blocks // 2), noise_var))
-    sets = {str(size): {"sets": len(results), "links_per_slot": len(results[0]["links"]),
-                        "mean_psnr_db": round(float(np.mean([r["psnr_db"] for r in results])), 3),
-                        "mean_ssim": round(float(np.mean([r["ssim"] for r in results])), 4)}
-            for size, results in sorted(by_size.items())}
+    sets = {str(row["transmitters"]): {"sets": row["sets"], "links_per_slot": row["links"],
+                                       "mean_psnr_db": round(row["psnr_db"], 3), "mean_ssim": round(row["ssim"], 4)}
+            for row in quality_by_transmitters(encoder, decoder, geometry, main_phases, images, max(1, blocks // 2),
+                                               noise_var)}
     return {"photos_side_px": side, "blocks": blocks, "noise_var": noise_var, "fig3_slot": fig3,
             "by_transmitters": sets}

@@ -25,11 +25,12 @@ import numpy as np
 from testbed import registry
 from testbed.errors import ConfigError
 from testbed.runner.files import atomic_write_bytes, write_json
-from testbed.systems.irs_jsce import bit_tdma, channel, scheduling
+from testbed.systems.irs_jsce import bit_tdma, scheduling
 from testbed.systems.irs_jsce.evaluate import (EVAL_MODES, FIG3_LINKS, eval_phases, evaluate_slot, held_out_images,
-                                               measure_table, semantic_throughput, training_crops)
+                                               measure_table, quality_by_transmitters, semantic_throughput,
+                                               training_crops)
 from testbed.systems.irs_jsce.models import IrsJsceEntry
-from testbed.systems.irs_jsce.train import TrainConfig, geometry_for, transmitter_sets
+from testbed.systems.irs_jsce.train import TrainConfig, geometry_for
 
 SLOTS = 5  # T of Sec. IV
 FLOAT_BYTES = 4
@@ -52,10 +53,10 @@ def load(name: str):
     return entry, entry.torch_module("transmitter"), entry.torch_module("receiver"), geometry_for(cfg), card
 
 
-def irs_modes(images: list[np.ndarray]) -> list[dict]:
+def irs_modes(images: list[np.ndarray], model: tuple) -> list[dict]:
     """Fig. 3's slot on the held-out photos: the trained model under every IRS mode, the no-IRS model."""
     rows = []
-    entry, encoder, decoder, geometry, card = load(shipped("trained"))
+    entry, encoder, decoder, geometry, card = model
     for mode in EVAL_MODES:
         r = evaluate_slot(encoder, decoder, geometry, eval_phases(mode, entry.phases()), FIG3_LINKS, images,
                           4, card["noise_var"])
@@ -69,9 +70,9 @@ def irs_modes(images: list[np.ndarray]) -> list[dict]:
     return rows
 
 
-def schedules(images: list[np.ndarray], ddpg_steps: int, seed: int) -> dict:
+def schedules(images: list[np.ndarray], model: tuple, ddpg_steps: int, seed: int) -> dict:
     """The schedulers on the training-crop table, each scored on the held-out photos."""
-    entry, encoder, decoder, geometry, card = load(shipped("trained"))
+    entry, encoder, decoder, geometry, card = model
     phases, n_users = eval_phases("trained", entry.phases()), geometry.n_users
     train_table = measure_table(encoder, decoder, geometry, phases, training_crops(8, 64, seed), 4, card["noise_var"])
     test_table = measure_table(encoder, decoder, geometry, phases, images, 2, card["noise_var"])
@@ -104,23 +105,17 @@ def schedules(images: list[np.ndarray], ddpg_steps: int, seed: int) -> dict:
     return {"slots": SLOTS, "ddpg_timesteps": ddpg_steps, "ddpg_minutes": round(ddpg_minutes, 2), "rows": out}
 
 
-def by_transmitters(images: list[np.ndarray]) -> list[dict]:
-    entry, encoder, decoder, geometry, card = load(shipped("trained"))
-    phases = eval_phases("trained", entry.phases())
-    rows = []
-    for size in range(1, geometry.n_users):
-        results = [evaluate_slot(encoder, decoder, geometry, phases, channel.slot_links(s, geometry.n_users), images,
-                                 2, card["noise_var"]) for s in transmitter_sets(geometry.n_users) if len(s) == size]
-        rows.append({"transmitters": size, "sets": len(results), "links": len(results[0]["links"]),
-                     "psnr_db": round(float(np.mean([r["psnr_db"] for r in results])), 2),
-                     "ssim": round(float(np.mean([r["ssim"] for r in results])), 4)})
-    return rows
+def by_transmitters(images: list[np.ndarray], model: tuple) -> list[dict]:
+    entry, encoder, decoder, geometry, card = model
+    rows = quality_by_transmitters(encoder, decoder, geometry, eval_phases("trained", entry.phases()), images, 2,
+                                   card["noise_var"])
+    return [{**row, "psnr_db": round(row["psnr_db"], 2), "ssim": round(row["ssim"], 4)} for row in rows]
 
 
-def model_sizes() -> dict:
+def model_sizes(model: tuple) -> dict:
     """MB per user: JSCE keeps one encoder and one decoder; a per-pair design such as DeepMA's
     keeps K - 1 encoders and K - 1 decoders of the same size (computed, not trained here)."""
-    entry, encoder, decoder, geometry, _ = load(shipped("trained"))
+    _, encoder, decoder, geometry, _ = model
     params = sum(p.numel() for p in encoder.parameters()) + sum(p.numel() for p in decoder.parameters())
     jsce_mb = params * FLOAT_BYTES / 1e6
     return {"parameters_per_user": params, "jsce_mb_per_user": round(jsce_mb, 3),
@@ -165,9 +160,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ddpg-steps", type=int, default=20000, help="DDPG environment steps")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    images = held_out_images(256)
-    result = {"irs_modes": irs_modes(images), "by_transmitters": by_transmitters(images),
-              "schedules": schedules(images, args.ddpg_steps, args.seed), "model_sizes": model_sizes()}
+    images, model = held_out_images(256), load(shipped("trained"))
+    result = {"irs_modes": irs_modes(images, model), "by_transmitters": by_transmitters(images, model),
+              "schedules": schedules(images, model, args.ddpg_steps, args.seed), "model_sizes": model_sizes(model)}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "irs_jsce.json", result)
     atomic_write_bytes(args.out / "irs_jsce.md", markdown(result).encode())

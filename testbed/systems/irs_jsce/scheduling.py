@@ -53,7 +53,11 @@ def table_matrix(table: dict[TxSet, dict[Link, float]], n_users: int) -> tuple[l
 
 def objective(schedule: Sequence[TxSet], table: dict[TxSet, dict[Link, float]], n_users: int) -> float:
     """Eq. (14) of one schedule: min over ordered pairs of (1/T) sum_t of the pair's value in slot t."""
-    sets, matrix = table_matrix(table, n_users)
+    return _score(schedule, *table_matrix(table, n_users))
+
+
+def _score(schedule: Sequence[TxSet], sets: list[TxSet], matrix: np.ndarray) -> float:
+    """Eq. (14) of ``schedule`` on a :func:`table_matrix`."""
     rows = [sets.index(tuple(sorted(txs))) for txs in schedule]
     return float(matrix[rows].sum(axis=0).min() / len(schedule))
 
@@ -162,4 +166,7 @@ def random_schedules(n_users: int, slots: int, count: int, seed: int = 0) -> lis
 
 def mean_objective(schedules: Sequence[Sequence[TxSet]], table: dict[TxSet, dict[Link, float]], n_users: int) -> float:
     """Mean of :func:`objective` over schedules; NaN for none."""
-    return float(np.mean([objective(s, table, n_users) for s in schedules])) if schedules else math.nan
+    if not schedules:
+        return math.nan
+    sets, matrix = table_matrix(table, n_users)  # once, not once per schedule
+    return float(np.mean([_score(s, sets, matrix) for s in schedules]))

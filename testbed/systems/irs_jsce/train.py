@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -85,11 +85,8 @@ class TrainConfig:
 
 def geometry_for(cfg: TrainConfig) -> channel.Geometry:
     """The shipped geometry with a ``irs_side`` x ``irs_side`` surface."""
-    import dataclasses
-
     geometry = channel.load_geometry()
-    array = dataclasses.replace(geometry.array, rows=cfg.irs_side, cols=cfg.irs_side)
-    return dataclasses.replace(geometry, array=array)
+    return replace(geometry, array=replace(geometry.array, rows=cfg.irs_side, cols=cfg.irs_side))
 
 
 def user_positions(geometry: channel.Geometry) -> torch.Tensor:
