@@ -54,6 +54,8 @@ def _run(scenario_name: str, overrides: list[str], out: Optional[Path], resume: 
         result = run_scenario(scenario, out_dir, progress=lambda s: status.update(f"running {s}"), resume=resume)
     report = write_report(out_dir, result.document, result.originals, result.images)
     console.print(_table(result.document))
+    for key, value in result.document.get("summary", {}).items():
+        console.print(f"{key}: {json.dumps(value)}", highlight=False, markup=False)
     for problem in result.document["problems"]:
         console.print(f"[yellow]problem:[/yellow] {problem}", highlight=False)
     console.print(f"metrics: {out_dir / 'metrics.json'}\nreport:  {report}")

@@ -24,7 +24,9 @@ T = TypeVar("T")
 # "model": encoder/decoder transceivers (the DeepJSCC family, plugins); "system-model": trained
 # models whose ONNX roles are their system's own (e.g. superposition's transmitter, receiver1,
 # receiver2), registered by that system, each with ``verify()`` and ``parity()``.
-KINDS = ("system", "channel", "radio", "model", "codec", "system-model")
+# "irs-channel": a system's own IRS channel model for the emulator (``topology.irs.channel``),
+# built from the surface fields and the node positions (docs/architecture.md "Topologies").
+KINDS = ("system", "channel", "radio", "model", "codec", "system-model", "irs-channel")
 _TABLES: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 # Modules whose import registers entries; imported lazily on the first lookup.
 _PROVIDERS = (

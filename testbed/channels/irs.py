@@ -273,6 +273,7 @@ class IrsChannel:
         self._los_r, self._beta_r = self._toward(self.rx_positions_m)
         self._beta_d = self._direct_gains()
         self._phases = np.zeros(array.n_elements)
+        self.reflecting = True
         self._cached: tuple[int, IrsDraw] | None = None
         if phases is not None:
             self.set_phases(phases)
@@ -294,9 +295,11 @@ class IrsChannel:
         """Current element phases in radians; a float64 (N,) copy."""
         return self._phases.copy()
 
-    def set_phases(self, phases: np.ndarray) -> None:
-        """Set the element phases (radians, float (N,), finite)."""
+    def set_phases(self, phases: np.ndarray, reflecting: bool = True) -> None:
+        """Set the element phases (radians, float (N,), finite); ``reflecting`` False takes the
+        surface away (the cascaded channel is the direct links alone, "IRS off")."""
         self._phases = check_phases(phases, self.n_elements)
+        self.reflecting = bool(reflecting)
 
     def draw(self, block: int = 0) -> IrsDraw:
         """g_t, g_r and h_d of coherence block ``block`` (counter-based; the last block is cached)."""
@@ -305,12 +308,15 @@ class IrsChannel:
         return self._cached[1]
 
     def cascaded(self, phases: np.ndarray | None = None, block: int = 0) -> np.ndarray:
-        """h = g_r^H diag(exp(j phi)) g_t + h_d of every node pair; complex64 (n_rx, n_tx).
+        """h = g_r^H diag(exp(j phi)) g_t + h_d of every node pair; complex64 (n_rx, n_tx); h_d
+        alone while the surface is not ``reflecting``.
 
         ``phases`` None: the current phases.
         """
         phases = self._phases if phases is None else check_phases(phases, self.n_elements)
         d = self.draw(block)
+        if not self.reflecting:
+            return d.h_d.astype(np.complex64)
         return cascade(d.g_t, d.g_r, d.h_d, phases)
 
     def best_phases(self, rx: int, tx: int, block: int = 0, bits: int | None = None) -> np.ndarray:

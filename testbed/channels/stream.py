@@ -202,7 +202,10 @@ class ChannelMatrixEmulator:
         noise_var: noise variance per complex sample of each RX stream (n_rx values >= 0); None:
             RX stream j follows ``specs[j][0].snr_db`` (``no = 10**(-snr_db/10)``), also when
             :meth:`set_link` changes that link, until :meth:`set_noise_var` sets it explicitly.
-        irs: a software IRS whose cascaded channel replaces the fading of the links in ``irs_links``.
+        irs: a software IRS whose cascaded channel replaces the fading of the links in ``irs_links``:
+            an IrsChannel, or any object with its emulator face (``n_tx``, ``n_rx``, ``phases``,
+            ``set_phases(phases, reflecting)``, ``cascaded(block=b)`` complex (n_rx, n_tx)), such as
+            a registered ``irs-channel``.
         irs_links: emulator link (j, i) -> (rx node, tx node) of ``irs``; None with an ``irs``: every
             link (j, i) is IRS node pair (j, i). On these links the flat coefficient is the cascaded
             h of fading block b (``spec.coherence_samples`` as for any link) times the link's
@@ -316,14 +319,18 @@ class ChannelMatrixEmulator:
         self._explicit_noise[j] = True
         self._record({"sample": self.sample, "what": "set_noise_var", "rx": j, "noise_var": self.noise_var[j]})
 
-    def set_irs_phases(self, phases: np.ndarray) -> None:
-        """Set the IRS element phases (radians, (n_elements,)) from the next output sample on."""
+    def set_irs_phases(self, phases: np.ndarray, reflecting: bool = True) -> None:
+        """Set the IRS element phases (radians, (n_elements,)) from the next output sample on;
+        ``reflecting`` False takes the surface away (its links keep their direct paths only)."""
         if self.irs is None:
             raise ConfigError("channel control set_irs_phases is invalid here; allowed: an emulator built with an irs")
-        self.irs.set_phases(phases)
+        if not isinstance(reflecting, bool):
+            raise ConfigError(f"channel control set_irs reflecting {reflecting!r} is invalid; allowed: true or false")
+        self.irs.set_phases(phases, reflecting=reflecting)
         for j, i in self.irs_links:
             self.links[j][i].refresh()
-        self._record({"sample": self.sample, "what": "set_irs_phases", "phases": self.irs.phases.tolist()})
+        self._record({"sample": self.sample, "what": "set_irs_phases", "phases": self.irs.phases.tolist(),
+                      "reflecting": reflecting})
 
     def set_fading_block(self, block: int) -> None:
         """From the next output sample on, every link whose coherence_samples is 0 takes its flat

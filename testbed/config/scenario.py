@@ -188,8 +188,11 @@ def scenario_from_dict(data: dict[str, Any], source: str = "scenario") -> Scenar
     topo = scenario.network()
     problems = [f"{source}: {p}" for p in
                 _user_image_problems(scenario, precodes(system)) + closed_loop_problems(scenario)]
+    for node in topo.tx_nodes():
+        system.validate_params({**scenario.system_params, **node.params}, f"{source}: node {node.name}")
     for user in topo.users:
-        params = system.validate_params({**scenario.system_params, **user.params}, f"{source}: user {user.name}")
+        params = system.validate_params({**scenario.system_params, **topo.user_params(user)},
+                                        f"{source}: user {user.name}")
         problems += [f"{source}: user {user.name}: {p}" for p in system.check_link(params, topo.link(user.tx, user.rx))]
     if problems:
         raise ConfigError("\n".join(problems))

@@ -51,6 +51,10 @@ class NodeConfig(BaseModel):
     cfo_hz: float = 0.0
     noise_db: float | list[float] | None = None
     position_m: tuple[float, float, float] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    """System parameters of this node (e.g. which device-to-device user it is): its TX's encoder
+    gets them over the scenario's ``system_params``, and each user it receives over those, under
+    the user's own ``params``."""
 
     @property
     def transmits(self) -> bool:
@@ -120,21 +124,26 @@ class SweepAxis(BaseModel):
 
 class IrsStep(BaseModel):
     """Set the surface's phases before run batch ``batch`` (counted over the whole run):
-    ``zero`` (all 0), ``random`` (uniform, from the seed) or ``optimal`` for ``link``
-    (the co-phasing closed form, quantised to the surface's ``phase_bits``)."""
+    ``zero`` (all 0), ``random`` (uniform, from the seed), ``optimal`` for ``link``
+    (the co-phasing closed form, quantised to the surface's ``phase_bits``), ``trained`` (the
+    phases the system's model learned) or ``off`` (the surface taken away: direct paths only).
+    A step after a point's first batch starts a point index of its own (rows' ``irs_phases``)."""
 
     model_config = ConfigDict(extra="forbid")
     batch: int = Field(ge=0)
-    phases: Literal["zero", "random", "optimal"]
+    phases: Literal["zero", "random", "optimal", "trained", "off"]
     link: str | None = None
 
 
 class IrsTopology(BaseModel):
     """A software IRS between nodes: ``surface`` holds the fields of testbed.config.irs.IrsConfig
     except the node positions (taken from the nodes' ``position_m``); the links in ``links`` are
-    realised by the cascaded channel (their ``model`` is not used; ``gain_db`` scales it)."""
+    realised by the cascaded channel (their ``model`` is not used; ``gain_db`` scales it).
+    ``channel`` names a registered ``irs-channel`` (a system's own channel model, e.g.
+    ``irs_jsce``) built from ``surface`` (its own fields) and the node positions instead."""
 
     model_config = ConfigDict(extra="forbid")
+    channel: str | None = None
     surface: dict[str, Any] = Field(default_factory=dict)
     links: list[str] = Field(min_length=1)
     schedule: list[IrsStep] = Field(default_factory=list)
@@ -171,6 +180,10 @@ class Topology(BaseModel):
 
     def node(self, name: str) -> NodeConfig:
         return next(n for n in self.nodes if n.name == name)
+
+    def user_params(self, user: "UserConfig") -> dict[str, Any]:
+        """The system parameters ``user`` adds to the scenario's: its RX node's, then its own."""
+        return {**self.node(user.rx).params, **user.params}
 
     def link(self, tx: str, rx: str) -> LinkConfig | None:
         return next((lk for lk in self.links if lk.tx == tx and lk.rx == rx), None)
@@ -312,11 +325,37 @@ def _irs_problems(topo: Topology, nodes: dict[str, NodeConfig], keys: list[str])
         if step.link is not None and step.link not in topo.irs.links:
             problems.append(f"topology.irs.schedule.{i}.link = {step.link!r} is not an IRS link; "
                             f"allowed: {', '.join(topo.irs.links)}")
+    if topo.irs.channel is not None:
+        return problems + _irs_channel_problems(topo)
     try:
         IrsConfig.model_validate(topo.irs_config())
     except ValidationError as err:
         problems += format_validation_error(err, "topology.irs.surface", IrsConfig).splitlines()
     return problems
+
+
+def _irs_channel_problems(topo: Topology) -> list[str]:
+    """Problems building the registered IRS channel ``topology.irs.channel`` (seed 0)."""
+    from testbed import registry
+    from testbed.errors import ConfigError
+
+    names = registry.names("irs-channel")
+    if topo.irs.channel not in names:
+        return [f"topology.irs.channel = {topo.irs.channel!r} is unknown; allowed: {', '.join(names) or '(none)'}"]
+    try:
+        build_irs_channel(topo, 0)
+    except ConfigError as err:
+        return [f"topology.irs: {err}"]
+    return []
+
+
+def build_irs_channel(topo: Topology, seed: int) -> Any:
+    """The registered ``topology.irs.channel`` of ``topo`` keyed by ``seed``."""
+    from testbed import registry
+
+    config = topo.irs_config()
+    return registry.create("irs-channel", topo.irs.channel, surface=topo.irs.surface,
+                           tx_positions_m=config["tx_positions_m"], rx_positions_m=config["rx_positions_m"], seed=seed)
 
 
 def _endpoint_problems(what: str, items: list, txs: list[str], rxs: list[str]) -> list[str]:

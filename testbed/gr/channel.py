@@ -7,7 +7,8 @@ method :meth:`ChannelBlock.control` with the same dicts):
     {"cmd": "set_link", "rx": j, "tx": i, "snr_db": x, "gain_db": g, "model": m, ...}
         partial update of link TX i -> RX j: any ChannelSpec field, the others kept
     {"cmd": "set_noise", "rx": j, "noise_var": v}      RX stream j's noise variance per sample
-    {"cmd": "set_irs", "phases": [phi_0, ...]}         IRS element phases in radians
+    {"cmd": "set_irs", "phases": [phi_0, ...]}         IRS element phases in radians; with
+                                                       "reflecting": false the surface is taken away
     {"cmd": "set_fading_block", "block": b}            links with coherence_samples 0 take fading
                                                        block b (ChannelMatrixEmulator.set_fading_block)
 
@@ -124,8 +125,8 @@ class ChannelBlock(gr.sync_block):
             _require(cmd, fields, ("block",), ("block",))
             self.emulator.set_fading_block(_integer("block", fields["block"]))
         else:
-            _require(cmd, fields, ("phases",), ("phases",))
-            self.emulator.set_irs_phases(fields["phases"])
+            _require(cmd, fields, ("phases",), ("phases", "reflecting"))
+            self.emulator.set_irs_phases(fields["phases"], reflecting=fields.get("reflecting", True))
 
 
 def _require(cmd: str, fields: dict[str, Any], required: tuple[str, ...], allowed: tuple[str, ...]) -> None:

@@ -66,7 +66,9 @@ def tx_mode(topo: Topology, tx: str, beams: bool = False) -> tuple[str, int, int
       defines ``encode_precoded``): each user's own content on its beam, a training slot per
       stream (users run the one-antenna stream receiver for their own flow);
     - ``stream``: one antenna, its RX has several antennas and hears several TX nodes: stream k
-      of a K-stream frame (MU-MIMO uplink, time-orthogonal training, LMMSE at the RX);
+      of a K-stream frame (MU-MIMO uplink, time-orthogonal training, LMMSE at the RX); also a
+      single-antenna ``trx`` node (device to device) whose RXs hear other TX nodes: stream k of
+      its group's K-stream frame (:func:`d2d_group`), so each RX measures every TX's channel;
     - ``single``: one ordinary frame stream from antenna 0 (single link, broadcast).
     """
     node = topo.node(tx)
@@ -78,7 +80,25 @@ def tx_mode(topo: Topology, tx: str, beams: bool = False) -> tuple[str, int, int
         group = uplink_group(topo, rx.name)
         if len(group) > 1:
             return "stream", group.index(tx), len(group)
+    if node.role == "trx" and node.antennas == 1:
+        group = d2d_group(topo, tx)
+        if len(group) > 1:
+            return "stream", group.index(tx), len(group)
     return "single", 0, 1
+
+
+def d2d_group(topo: Topology, tx: str) -> list[str]:
+    """TX nodes that share an RX with ``tx``, directly or through others (a connected group of
+    the users' TX -> RX graph), in topology order: the streams of one device-to-device frame."""
+    group, frontier = {tx}, [tx]
+    while frontier:
+        node = frontier.pop()
+        rxs = {u.rx for u in topo.users if u.tx == node}
+        for u in topo.users:
+            if u.rx in rxs and u.tx not in group:
+                group.add(u.tx)
+                frontier.append(u.tx)
+    return [n.name for n in topo.tx_nodes() if n.name in group]
 
 
 def uplink_group(topo: Topology, rx: str) -> list[str]:
@@ -130,7 +150,8 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
         mode, stream, n_streams = tx_mode(topo, node.name, beams)
         beamformed.update(users if mode == "beamformed" else [])
         graph.processes[name] = NodeProcess(name, "tx_node", {
-            **common, "name": name, "node": node.name, "role": "tx_node", "control": _address(), "params": params,
+            **common, "name": name, "node": node.name, "role": "tx_node", "control": _address(),
+            "params": {**params, **node.params},
             "users": users, "flows": sorted({flows[u] for u in users}), "mode": mode, "stream": stream,
             "n_streams": n_streams,
             "antennas": node.antennas, "outputs": [tx_addr[(node.name, a)] for a in range(node.antennas) if not air],
@@ -138,13 +159,14 @@ def build_graph(scenario: Scenario, token: str, slot_samples: int, sample_rate_s
             "slot_samples": slot_samples, "feedback": feedback[node.name], "adapt": scenario.adapt})
     for node in topo.rx_nodes():
         name = process_name(topo, node.name, "rx")
-        users = [{"name": u.name, "flow": flows[u.name], "tx": u.tx, "params": {**params, **u.params}}
+        users = [{"name": u.name, "flow": flows[u.name], "tx": u.tx, "params": {**params, **topo.user_params(u)}}
                  for u in topo.users if u.rx == node.name]
         graph.processes[name] = NodeProcess(name, "rx_node", {
             **common, "name": name, "node": node.name, "role": "rx_node", "control": _address(),
             "sample_rate_sps": sample_rate_sps, "antennas": node.antennas, "radio": _radio_spec(scenario, node, air),
             "inputs": [rx_addr[(node.name, a)] for a in range(node.antennas) if not air], "users": users,
             "own_flows": any(u["name"] in beamformed for u in users),
+            "streams": any(graph.processes[process_name(topo, u["tx"], "tx")].spec["mode"] == "stream" for u in users),
             "feedback": sorted({feedback[u["tx"]] for u in users}), "adapt": scenario.adapt,
             "record": _record_spec(scenario, node, name)})
     if air:
@@ -167,7 +189,7 @@ def irs_spec(topo: Topology, matrix: StreamMatrix) -> dict[str, Any] | None:
         tx, rx = key.split("->")
         r, t = topo.irs_pair(key)
         links.append([matrix.rx_streams.index((rx, 0)), matrix.tx_streams.index((tx, 0)), r, t])
-    return {"config": topo.irs_config(), "links": links}
+    return {"config": topo.irs_config(), "channel": topo.irs.channel, "links": links}
 
 
 def _radio_spec(scenario: Scenario, node, air: bool) -> dict | None:

@@ -530,7 +530,7 @@ class RxProgram:
 def run_rx_node(spec: dict[str, Any]) -> dict[str, Any]:
     """spec: name, role, control, token, system, seed, sample_rate_sps, inputs (one per antenna),
     users ([{name, flow, params}]), feedback (TX feedback addresses), adapt."""
-    warm_up(spec["antennas"], bool(spec.get("own_flows")))
+    warm_up(spec["antennas"], bool(spec.get("own_flows") or spec.get("streams")))
     holder: dict[str, RxProgram] = {}
     tb, sink = rx_flowgraph(spec, lambda frame: holder["p"].on_frame(frame))
     program = holder["p"] = RxProgram(spec, sink)
@@ -570,7 +570,7 @@ def rx_flowgraph(spec: dict[str, Any], deliver: Callable[[ReceivedFrame], None])
         ports = [(tb.sources[0], a) for a in range(n)]
     if spec.get("own_flows"):  # a user of a beamformed TX: the stream receiver, its own flows only
         sink = MimoReceiverSink(n, on_frame=deliver, flows=frozenset(u["flow"] for u in spec["users"]))
-    elif n == 1:
+    elif n == 1 and not spec.get("streams"):
         sink = ReceiverSink(spec["sample_rate_sps"], on_frame=deliver)
     else:
         sink = MimoReceiverSink(n, on_frame=deliver)
@@ -631,7 +631,13 @@ def irs_arguments(spec: dict[str, Any]) -> dict[str, Any]:
         return {}
     from testbed.config.irs import IrsConfig
 
-    irs = IrsConfig.model_validate(spec["irs"]["config"]).channel(spec["seed"])
+    config = spec["irs"]["config"]
+    if spec["irs"].get("channel"):  # a system's own IRS channel model (registry kind irs-channel)
+        irs = registry.create("irs-channel", spec["irs"]["channel"], surface={
+            k: v for k, v in config.items() if k not in ("tx_positions_m", "rx_positions_m")},
+            tx_positions_m=config["tx_positions_m"], rx_positions_m=config["rx_positions_m"], seed=spec["seed"])
+    else:
+        irs = IrsConfig.model_validate(config).channel(spec["seed"])
     links = {(int(j), int(i)): (int(r), int(t)) for j, i, r, t in spec["irs"]["links"]}
     return {"irs": irs, "irs_links": links, "log_h": True}
 

@@ -12,8 +12,9 @@ import numpy as np  # noqa: E402
 
 from testbed.runner.files import atomic_write_bytes  # noqa: E402
 
-TABLE_KEYS = ("user", "node", "status", "snr_db", "psnr_db", "ideal_psnr_db", "ms_ssim", "accuracy", "ber", "bler", "snr_est_db",
-              "evm_db", "choice", "frames_sent", "frames_received", "frames_lost", "samples_lost")
+TABLE_KEYS = ("user", "node", "status", "irs_phases", "snr_db", "psnr_db", "ideal_psnr_db", "ssim", "ms_ssim",
+              "accuracy", "ber", "bler", "snr_est_db", "evm_db", "semantic_throughput", "choice", "frames_sent",
+              "frames_received", "frames_lost", "samples_lost")
 
 
 GRID_IMAGES = 8  # images shown in images.png

@@ -18,7 +18,7 @@ COUNTS = ("frames_sent", "frames_received", "frames_lost", "samples_sent", "samp
           "bits_compared", "images_lost")
 QUALITY = ("psnr_db", "ssim", "ms_ssim", "ber", "bler", "snr_est_db", "evm_db", "accuracy", "ideal_psnr_db",
            "noise_floor_dbfs", "csi_error_db", "cpp", "selected_maps", "pruning_ratio", "channel_uses_per_pixel",
-           "side_info_ok")
+           "side_info_ok", "semantic_throughput")
 DETAILS = ("choice", "tx_gain_db", "rx_gain_db")  # what a system or radio used per batch, kept as is
 
 
@@ -30,6 +30,7 @@ class UserBatch:
     metrics: dict[str, Any] = field(default_factory=dict)
     images: dict[str, np.ndarray] = field(default_factory=dict)
     failed: str | None = None
+    idle: bool = False  # not scheduled in this batch (System.idle): no metrics
     csi_from: str = "nominal"
     frame_log: list[list] = field(default_factory=list)
 
@@ -45,6 +46,7 @@ class Results:
     processes: dict[str, dict] = field(default_factory=dict)
     label_at: dict[tuple[int, str], str] = field(default_factory=dict)  # the label a point ran with
     tags: dict[str, dict[str, Any]] = field(default_factory=dict)  # user -> System.row_tags()
+    irs_at: dict[int, str] = field(default_factory=dict)  # point index -> the IRS state its batches met
 
     def add(self, index: int, point: dict[str, float], outcome: UserBatch) -> None:
         """Keep ``outcome``; its reconstructions only when it is the point's first good batch
@@ -76,11 +78,18 @@ class Results:
         cfg = next(u for u in self.topo.users if u.name == user)
         link = self.topo.link(cfg.tx, cfg.rx)
         point = self.points[index]
-        batches = self.batches[(index, user)]
+        kept = self.batches[(index, user)]
+        batches = [b for b in kept if not b.idle]
         row: dict[str, Any] = {"user": user, "node": cfg.rx, "tx": cfg.tx,
                                "model": self.label_at.get((index, user), self.labels[user]),
                                "channel": link.model, "snr_db": point.get(link.key), "point": index,
                                "batches": len(batches), **self.tags.get(user, {})}
+        if index in self.irs_at:
+            row["irs_phases"] = self.irs_at[index]
+        if len(batches) < len(kept):
+            row["idle_batches"] = len(kept) - len(batches)
+        if not batches:  # never scheduled at this point: nothing was sent to it
+            return {**row, "status": "idle", **{k: None for k in QUALITY}, **{k: None for k in COUNTS}}
         failures = [b.failed for b in batches if b.failed]
         if failures:
             sent = [b.metrics.get("frames_sent") for b in batches]

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from testbed import registry
 from testbed.config.scenario import Scenario, apply_overrides, load_scenario, scenario_from_dict
 from testbed.errors import ConfigError
 from testbed.runner.files import write_json
@@ -232,6 +233,7 @@ class Run:
         commands = [{"cmd": "set_irs", "phases": phases}]
         self.session.control_channel(commands)
         self.session.new_point(dict(self.session.point))
+        self.session.irs_state = "custom"
         return self._change("irs_phases", "irs", phases, commands)
 
     def set_params(self, users: str | list[str], **params: Any) -> Change:
@@ -360,7 +362,9 @@ def document(session: Session, results, versions_info: dict) -> dict:
     problems = [reason for reason in session.dead.values()]
     if session.plane_stopped and session.plane_stopped not in problems:
         problems.append(session.plane_stopped)
-    return {"scenario": scenario.name, "system": scenario.system, "rows": results.rows(),
+    rows = results.rows()
+    return {"scenario": scenario.name, "system": scenario.system, "rows": rows,
+            "summary": registry.get("system", scenario.system).summary(rows),
             "config": scenario.model_dump(), "radio": session.radio.model_dump(), "versions": versions_info,
             "models": {relative_path(p): sha256(p) for p in sorted(files)}, "problems": problems,
             "processes": results.processes, "slot_samples": session.slot, "frames": results.frame_logs(),

@@ -33,7 +33,7 @@ import numpy as np
 from testbed import registry
 from testbed.channels.spec import FADING_MODELS
 from testbed.config.scenario import Scenario, check_closed_loop
-from testbed.config.topology import stream_matrix
+from testbed.config.topology import build_irs_channel, stream_matrix
 from testbed.errors import ConfigError, ProcessError, RadioError
 from testbed.phy.frame import FrameLayout
 from testbed.phy.mimo_frame import slot_len
@@ -78,7 +78,7 @@ class Session:
         self.topo = self.scenario.network()
         self.radio = self.scenario.radio_config(self.topo.nodes[0].radio if self.air else None)
         self.systems = {u.name: registry.create("system", self.scenario.system,
-                                                params={**self.scenario.system_params, **u.params},
+                                                params={**self.scenario.system_params, **self.topo.user_params(u)},
                                                 seed=self.scenario.seed) for u in self.topo.users}
         self.token = new_token()
         self.slot = self._slot_samples()
@@ -94,6 +94,7 @@ class Session:
         self.sample = 0
         self.batch_count = 0
         self.point_index, self.point = 0, dict(self.topo.points()[0])
+        self.irs_state = "zero"  # what the software IRS does now (rows' irs_phases): a schedule kind or "custom"
         self.prefetched = False
         self.skip_points: set[int] = set()  # planned points an earlier run completed (resume)
         self.user_params: dict[str, dict[str, Any]] = {}  # live set_params per user
@@ -256,7 +257,8 @@ class Session:
             raise ConfigError(f"user {unknown}: not in the topology; allowed: {sorted(known)}")
         system = registry.get("system", self.scenario.system)
         for name in users:
-            merged = {**self.scenario.system_params, **known[name].params, **self.user_params.get(name, {}), **params}
+            merged = {**self.scenario.system_params, **self.topo.user_params(known[name]),
+                      **self.user_params.get(name, {}), **params}
             system.validate_params(merged, f"set_params: user {name}")
         self.drop_prefetch()  # the next batch is encoded with the new parameters
         for tx in self.graph.tx():
@@ -269,7 +271,7 @@ class Session:
         for name in users:
             self.user_params[name] = {**self.user_params.get(name, {}), **params}
             self.systems[name] = registry.create("system", self.scenario.system, seed=self.scenario.seed, params={
-                **self.scenario.system_params, **known[name].params, **self.user_params[name]})
+                **self.scenario.system_params, **self.topo.user_params(known[name]), **self.user_params[name]})
             self.results.labels[name] = self.systems[name].label()
             self.results.tags[name] = self.systems[name].row_tags()
         self.new_point(dict(self.point))
@@ -326,33 +328,69 @@ class Session:
         return after if old is None else [c for c, b in zip(after, commands(old)) if c != b]
 
     def _irs_schedule(self) -> None:
-        """Apply the IRS steps due before this batch (phases land at a sample the channel logs)."""
+        """Apply the IRS steps due before this batch (phases land at a sample the channel logs).
+        A step after the first batch of a point starts a point index of its own (as a live
+        ``set_irs`` does), so every row is measured under one surface state, named in its
+        ``irs_phases``."""
         if self.topo.irs is None:
             return
         for step in self.topo.irs.schedule:
             if step.batch == self.batch_count:
-                phases = self.irs_phases(step.phases, step.link, step.batch)
-                self.control_channel([{"cmd": "set_irs", "phases": phases.tolist()}])
+                self.control_channel([self.irs_command(step.phases, step.link, step.batch)])
+                if (self.point_index, self.topo.users[0].name) in self.results.batches:
+                    self.new_point(dict(self.point))
+                self.irs_state = step.phases
+        self.results.irs_at.setdefault(self.point_index, self.irs_state)
 
-    def irs_phases(self, kind: str, link: str | None = None, draw: int = 0) -> np.ndarray:
-        """IRS phases (radians, float (n_elements,)) of ``kind``: ``"zero"``, ``"random"`` (draw
-        ``draw``, uniform, seeded by the scenario's seed) or ``"optimal"`` (the quantised
-        co-phasing of ``link``, default the IRS's first link, from the same IRS channel as the
-        emulator's)."""
+    def irs_command(self, kind: str, link: str | None = None, draw: int = 0) -> dict[str, Any]:
+        """The emulator's ``set_irs`` for phases of ``kind`` (:meth:`irs_phases`), or for ``"off"``
+        the surface taken away (``reflecting`` false: the IRS links keep their direct paths)."""
+        if kind == "off":
+            return {"cmd": "set_irs", "phases": np.zeros(self._irs_channel()[0].n_elements).tolist(),
+                    "reflecting": False}
+        return {"cmd": "set_irs", "phases": self.irs_phases(kind, link, draw).tolist()}
+
+    def _irs_channel(self) -> tuple[Any, int | None]:
+        """(the emulator's IRS channel built anew from the scenario, its phase bits): the
+        registered ``topology.irs.channel`` (1-bit) or the testbed's IrsChannel."""
         from testbed.config.irs import IrsConfig
 
         if self.topo.irs is None:
             raise ConfigError("irs phases: the scenario has no topology.irs; allowed: a scenario with an IRS")
+        if self.topo.irs.channel is not None:
+            return build_irs_channel(self.topo, self.scenario.seed), 1
         config = IrsConfig.model_validate(self.topo.irs_config())
-        channel = config.channel(self.scenario.seed)
+        return config.channel(self.scenario.seed), config.phase_bits
+
+    def irs_phases(self, kind: str, link: str | None = None, draw: int = 0) -> np.ndarray:
+        """IRS phases (radians, float (n_elements,)) of ``kind``: ``"zero"``, ``"random"`` (draw
+        ``draw``, uniform, seeded by the scenario's seed), ``"optimal"`` (the quantised
+        co-phasing of ``link``, default the IRS's first link, from the same IRS channel as the
+        emulator's) or ``"trained"`` (the phases the system's model learned, ``System.irs_phases``)."""
+        channel, bits = self._irs_channel()
         if kind == "zero":
             return np.zeros(channel.n_elements)
         if kind == "random":
             return np.random.default_rng([self.scenario.seed, draw]).uniform(0, 2 * np.pi, channel.n_elements)
+        if kind == "trained":
+            return self._trained_phases(channel.n_elements)
         if kind != "optimal":
-            raise ConfigError(f"irs phases {kind!r} are unknown; allowed: zero, random, optimal")
+            raise ConfigError(f"irs phases {kind!r} are unknown; allowed: zero, random, optimal, trained")
         rx, tx = self.topo.irs_pair(link or self.topo.irs.links[0])
-        return channel.best_phases(rx, tx, block=0, bits=config.phase_bits)
+        return channel.best_phases(rx, tx, block=0, bits=bits)
+
+    def _trained_phases(self, n_elements: int) -> np.ndarray:
+        """The phases of the first user's system that has trained ones; ConfigError otherwise."""
+        for system in self.systems.values():
+            phases = system.irs_phases() if hasattr(system, "irs_phases") else None
+            if phases is not None:
+                phases = np.asarray(phases, np.float64)
+                if phases.shape != (n_elements,):
+                    raise ConfigError(f"irs phases trained: the model's {phases.size} phases do not fit the "
+                                      f"surface's {n_elements} elements; allowed: a model trained for this surface")
+                return phases
+        raise ConfigError(f"irs phases trained: system {self.scenario.system!r} has no trained IRS phases; "
+                          "allowed: zero, random, optimal, off")
 
     def control_channel(self, changes: list[dict[str, Any]]) -> None:
         if "channel" not in self.dead:
@@ -460,7 +498,8 @@ class Session:
     def _frame(self, encoded: dict[str, dict]) -> list[int]:
         """Every TX frames its batch: uplink streams get the common payload length per frame,
         precoded TXs the genie CSI of their users; the sample count of each."""
-        streams = [encoded[tx.name]["payload_symbols"] for tx in self.graph.tx() if tx.spec["mode"] == "stream"]
+        streams = [encoded[tx.name]["payload_symbols"] for tx in self.graph.tx()
+                   if tx.spec["mode"] == "stream" and encoded[tx.name]["payload_symbols"]]  # silent TXs send no frame
         if streams and len({len(s) for s in streams}) > 1:
             raise ProcessError(f"uplink TX nodes made different frame counts {[len(s) for s in streams]}; "
                                "allowed: equal counts (one K-stream frame per frame index)")
@@ -535,6 +574,8 @@ class Session:
         failure = self.plane_stopped or self.dead.get(rx) or self.dead.get(tx.name)
         if failure or reply is None:
             return UserBatch(name, failed=failure or f"process {rx} gave no result")
+        if self.systems[name].idle(encoded[tx.name]["manifests"][str(user["flow"])]):
+            return UserBatch(name, idle=True)
         msg, arrays = reply
         scored = score_user_batch(self.systems[name], self.user_items[name], user, msg, arrays, encoded[tx.name],
                                   total, batch)

@@ -6,3 +6,5 @@ from testbed.systems.mu_ascc import system as _mu_ascc  # noqa: F401,E402  (regi
 from testbed.systems.adaptive_rate import system as _adaptive_rate  # noqa: F401,E402  (registration)
 from testbed.systems.anchor import system as _anchor  # noqa: F401,E402  (registration)
 from testbed.systems.irs_jsce import models as _irs_jsce_models  # noqa: F401,E402  (registration)
+from testbed.systems.irs_jsce import channel as _irs_jsce_channel  # noqa: F401,E402  (registration)
+from testbed.systems.irs_jsce import system as _irs_jsce  # noqa: F401,E402  (registration)

@@ -125,6 +125,18 @@ class System:
         """Fixed per-user fields every metrics row of this user carries (e.g. the decoder); none by default."""
         return {}
 
+    @classmethod
+    def summary(cls, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Figures over every user's metrics rows of a run (metrics.json ``summary``, printed by
+        ``testbed run``), e.g. the minimum over links; none by default."""
+        return {}
+
+    def idle(self, manifest: dict[str, Any]) -> bool:
+        """Whether this user was sent nothing in the batch of ``manifest`` (its TX's): a slot that
+        did not schedule it (half duplex). Its batch is counted in ``idle_batches`` and scored
+        never; False by default."""
+        return False
+
     def model_files(self) -> list[Path]:
         """Trained model files this system runs (recorded with their sha256 in metrics.json)."""
         return []

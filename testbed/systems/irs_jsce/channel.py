@@ -49,6 +49,7 @@ from testbed.channels.realization import block_rng
 from testbed.config.irs import MAX_SIDE
 from testbed.config.yaml_io import load_yaml
 from testbed.errors import ConfigError
+from testbed.registry import register
 
 GEOMETRY_YAML = Path(__file__).with_name("geometry.yaml")
 IRS_JSCE_DOMAIN = 0x15CE
@@ -376,3 +377,91 @@ def set_irs_change(phases: np.ndarray, n_elements: int) -> dict[str, Any]:
     "Control messages") with ``phases`` (float (n_elements,), radians) quantised to {0, pi}: a JSON
     list of n_elements Python floats in element order n = row * cols + col."""
     return {"cmd": "set_irs", "phases": one_bit(check_phases(phases, n_elements)).tolist()}
+
+
+@register("irs-channel", "irs_jsce")
+class EmulatedChannel:
+    """This module's channel as the emulator's software IRS (``topology.irs.channel: irs_jsce``):
+    the face of :class:`testbed.channels.irs.IrsChannel` that ``ChannelMatrixEmulator`` uses.
+
+    Each TX and RX node stands at one user of the geometry (its ``position_m`` is that user's
+    (x, y, height) within ``POSITION_TOLERANCE_M``); ``cascaded(block=b)[i, j]`` is h_{r,k} of
+    eq. (3) from TX node j's user r to RX node i's user k in coherence block b of ``seed``, under
+    the current phases quantised to {0, pi} (the paper's surface is 1-bit), or h^d alone while the
+    surface is not ``reflecting``.
+
+    surface fields: ``geometry`` (a geometry YAML, default the shipped one), ``rows``/``cols``
+    (override the geometry's surface size).
+    """
+
+    def __init__(self, surface: dict[str, Any], tx_positions_m: Sequence[Sequence[float]],
+                 rx_positions_m: Sequence[Sequence[float]], seed: int) -> None:
+        self.geometry = geometry_of_surface(surface)
+        self.tx_users = [user_at(self.geometry, p, f"tx_positions_m.{i}") for i, p in enumerate(tx_positions_m)]
+        self.rx_users = [user_at(self.geometry, p, f"rx_positions_m.{i}") for i, p in enumerate(rx_positions_m)]
+        self.seed = seed
+        self.reflecting = True
+        self._phases = np.zeros(self.n_elements)
+        self._cached: tuple[int, ChannelDraw] | None = None
+
+    @property
+    def n_elements(self) -> int:
+        return self.geometry.array.n_elements
+
+    @property
+    def n_tx(self) -> int:
+        return len(self.tx_users)
+
+    @property
+    def n_rx(self) -> int:
+        return len(self.rx_users)
+
+    @property
+    def phases(self) -> np.ndarray:
+        """The element phases in force, each 0 or pi; a float64 (N,) copy."""
+        return self._phases.copy()
+
+    def set_phases(self, phases: np.ndarray, reflecting: bool = True) -> None:
+        """Phases (radians, float (N,)) quantised to {0, pi}; ``reflecting`` False: no surface."""
+        self._phases = one_bit(check_phases(phases, self.n_elements))
+        self.reflecting = bool(reflecting)
+
+    def draw(self, block: int = 0) -> ChannelDraw:
+        if self._cached is None or self._cached[0] != block:
+            self._cached = (block, draw_channels(self.geometry, self.seed, block))
+        return self._cached[1]
+
+    def cascaded(self, phases: np.ndarray | None = None, block: int = 0) -> np.ndarray:
+        """complex64 (n_rx, n_tx): entry [i, j] is h from TX node j's user to RX node i's user."""
+        draw = self.draw(block)
+        h = cascaded(draw, self._phases if phases is None else one_bit(phases)) if self.reflecting else draw.h_direct
+        return h[np.ix_(self.tx_users, self.rx_users)].T.astype(np.complex64)
+
+
+POSITION_TOLERANCE_M = 1e-3
+
+
+def geometry_of_surface(surface: dict[str, Any]) -> Geometry:
+    """The geometry a topology's ``irs.surface`` names (``geometry``, ``rows``, ``cols``);
+    ConfigError naming the field for anything else."""
+    unknown = sorted(set(surface) - {"geometry", "rows", "cols"})
+    if unknown:
+        raise ConfigError(f"topology.irs.surface fields {unknown} are unknown for channel irs_jsce; "
+                          "allowed: geometry, rows, cols")
+    geometry = load_geometry(surface.get("geometry", GEOMETRY_YAML))
+    sides = {key: surface[key] for key in ("rows", "cols") if key in surface}
+    for key, value in sides.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIDE:
+            raise ConfigError(f"topology.irs.surface.{key} = {value!r} is invalid; allowed: an integer 1..{MAX_SIDE}")
+    if not sides:
+        return geometry
+    return dataclasses.replace(geometry, array=dataclasses.replace(geometry.array, **sides))
+
+
+def user_at(geometry: Geometry, position_m: Sequence[float], field: str) -> int:
+    """The index of the geometry's user at ``position_m`` (x, y, height); ConfigError naming ``field``."""
+    distance = np.linalg.norm(geometry.users_m - np.asarray(position_m, np.float64)[None, :], axis=1)
+    if distance.min() > POSITION_TOLERANCE_M:
+        allowed = ", ".join(f"{n} {list(map(float, p))}" for n, p in zip(geometry.user_names, geometry.users_m))
+        raise ConfigError(f"irs_jsce {field} = {list(position_m)!r} is no user of the geometry; allowed: {allowed}")
+    return int(distance.argmin())
