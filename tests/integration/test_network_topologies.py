@@ -86,8 +86,9 @@ def test_irs_phase_change_lands_at_the_logged_sample(tmp_path):
     scenario = load_scenario("irs-link", ["max_images=1"])
     out = run_scenario(scenario, tmp_path)
     doc = out.document
-    (row,) = doc["rows"]
-    assert row["status"] == "ok" and row["frames_lost"] == 0
+    # the schedule's second step starts a point of its own: one row per surface state
+    assert [(r["point"], r["irs_phases"], r["batches"]) for r in doc["rows"]] == [(0, "zero", 2), (1, "optimal", 2)]
+    assert all(r["status"] == "ok" and r["frames_lost"] == 0 for r in doc["rows"])
     change = [c for c in doc["channel_changes"] if c["what"] == "set_irs_phases"]
     assert len(change) == 2  # batch 0: zero phases, batch 2: the 1-bit optimum
     at = change[1]["sample"]
@@ -102,3 +103,4 @@ def test_irs_phase_change_lands_at_the_logged_sample(tmp_path):
     assert {start < at for _, start, _, _ in frames} == {True, False}
     for _, start, snr, _ in frames:
         assert abs(snr - (after if start >= at else before)) < 1.5, (start, at, snr, before, after)
+    assert abs(doc["rows"][0]["snr_est_db"] - before) < 1.5 and abs(doc["rows"][1]["snr_est_db"] - after) < 1.5
