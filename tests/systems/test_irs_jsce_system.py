@@ -82,7 +82,8 @@ def _torch_slot(system: IrsJsceSystem, items, h: complex) -> dict[int, np.ndarra
     from testbed.systems.irs_jsce.model import transmit_slot
 
     links = channel.slot_links([0], 5)
-    sent = [system._crop(items[k % len(items)][1]) for _, k in links]
+    chosen = [items[k % len(items)][1] for _, k in links]
+    sent = [system.crop(img, system.crop_side(chosen)) for img in chosen]
     tiles = torch.from_numpy(np.stack([tile(img, 32) for img in sent], axis=1))
     gains = torch.full((len(tiles), 5, 5), h, dtype=torch.complex64)
     with torch.no_grad():
@@ -108,7 +109,7 @@ def test_tx_and_rx_steps_on_frames_made_by_hand():
     good = rx.decode(_frames(enc, 12 - 5j, 1e-6, 0, rng), enc.manifest)
     assert np.max(np.abs(good.images["a"] - _torch_slot(tx, items, 12 - 5j)[2])) < 2e-3  # user3's link
     noisy = rx.decode(_frames(enc, 0.5, 0.1, 0, rng), enc.manifest)
-    reference = tx._crop(items[0][1])
+    reference = tx.crop(items[0][1], 64)
     assert psnr_db(reference, good.images["a"]) > psnr_db(reference, noisy.images["a"]) + 1
     scores = rx.score(items, enc.manifest, good)
     assert scores["semantic_throughput"] == pytest.approx(12 * scores["ssim"])

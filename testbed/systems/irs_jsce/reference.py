@@ -57,7 +57,9 @@ def reference_rows(doc: dict, items: Items, draws: int = 4, seed: int = 0) -> li
         for batch in range(first, end):
             txs = system.slot_of(batch)
             links = channel.slot_links(txs, len(names))
-            sent = [system._crop(items[(batch + k) % len(items)][1]) for _, k in links]
+            chosen = [items[(batch + k) % len(items)][1] for _, k in links]
+            side = system.crop_side(chosen)
+            sent = [system.crop(img, side) for img in chosen]
             tiles = torch.from_numpy(np.stack([tile(img, TILE_PX) for img in sent], axis=1))
             for _ in range(draws):
                 out = transmit_slot(encoder, decoder, tiles, links, h.expand(len(tiles), -1, -1), noise_var,

@@ -25,6 +25,10 @@ h_r and noise estimate sigma^2 give the decoder input of the paper, y h_r^* / (|
 = z |h_r|^2 / (|h_r|^2 + sigma^2); the receiver graph decodes the tiles. A lost frame leaves
 mid-grey tiles.
 
+Without ``user`` (a point-to-point run: one TX node, one RX node, e.g. two radios over the air)
+the TX stands in for the slot's first transmitter, sending its whole superposition on ordinary
+frames, and the RX decodes the slot's first link from the equalised symbols and their noise.
+
 Score: PSNR, SSIM and MS-SSIM on the cropped image, and ``semantic_throughput`` = (S/L) xi (eq.
 (13), xi the SSIM) of the slot; :meth:`IrsJsceSystem.summary` adds per IRS state the minimum over
 links of the throughput over the T slots (idle slots count 0: the max-min objective (14)).
@@ -61,9 +65,11 @@ def shipped_models() -> list[str]:
 
 
 class IrsJsceParams(BaseModel):
-    """``model``: a shipped model; ``user``: the geometry user this node is (node params);
+    """``model``: a shipped model; ``user``: the geometry user this node is (node params; empty:
+    a point-to-point run of one link, module docstring);
     ``schedule``: the transmitters of each slot (geometry user names), T = its length; ``crop_px``:
-    centre crop of every image (0: whole images, which must then share one shape);
+    centre crop of every image (smaller images: their largest square of whole tiles; 0: whole
+    images, which must then share one shape);
     ``max_frame_symbols``: analog symbols per frame at most (whole tiles)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -137,13 +143,10 @@ class IrsJsceSystem(System):
     def max_frame_samples(self) -> int:
         return frame_len(FrameJob(np.zeros(self.params.max_frame_symbols, np.complex64), ANALOG))
 
-    @property
-    def me(self) -> int:
-        """This node's user index; ConfigError when the node has no ``user`` parameter."""
-        if not self.params.user:
-            raise ConfigError(f"system_params.user is not set; allowed: one of {', '.join(self.users)} "
-                              "(topology.nodes[].params)")
-        return self.users.index(self.params.user)
+    def me(self, transmitters: list[int]) -> int:
+        """This node's user index; without ``user`` (a point-to-point run of one link) the slot's
+        first transmitter."""
+        return self.users.index(self.params.user) if self.params.user else transmitters[0]
 
     def slot_of(self, batch: int) -> list[int]:
         return self.schedule[batch % len(self.schedule)]
@@ -155,14 +158,23 @@ class IrsJsceSystem(System):
         slot[transmitters] = 1.0
         return {"link": np.repeat(link[None], n, axis=0), "slot": np.repeat(slot[None], n, axis=0)}
 
-    def _crop(self, img: np.ndarray) -> np.ndarray:
-        side = self.params.crop_px
+    def crop_side(self, images: list[np.ndarray]) -> int:
+        """The slot's square side: ``crop_px`` or, when an image is smaller, its short side
+        rounded down to whole tiles; 0 (whole images) with ``crop_px`` 0."""
+        if not self.params.crop_px:
+            return 0
+        side = min([self.params.crop_px] + [min(img.shape[1:]) // TILE_PX * TILE_PX for img in images])
+        if side < TILE_PX:
+            raise ConfigError(f"irs_jsce: an image of {[i.shape[1:] for i in images]} px has no {TILE_PX} px tile; "
+                              f"allowed: images of at least {TILE_PX} x {TILE_PX}")
+        return side
+
+    @staticmethod
+    def crop(img: np.ndarray, side: int) -> np.ndarray:
+        """The centre ``side`` x ``side`` crop of float32 (3, H, W) (``side`` 0: the image)."""
         if not side:
             return img
         _, height, width = img.shape
-        if min(height, width) < side:
-            raise ConfigError(f"system_params.crop_px = {side} exceeds an image of {height} x {width}; "
-                              f"allowed: <= {min(height, width)}")
         top, left = (height - side) // 2, (width - side) // 2
         return np.ascontiguousarray(img[:, top:top + side, left:left + side])
 
@@ -171,14 +183,16 @@ class IrsJsceSystem(System):
     def encode(self, items: Items, snr_db: float, batch: int = 0) -> Encoded:
         """This user's stream of the slot of ``batch`` (module docstring); manifest: batch, tx,
         transmitters, shape, tiles, links [{rx, item}], chunks [[seq, first tile, end tile]]."""
-        me, transmitters = self.me, self.slot_of(batch)
+        transmitters = self.slot_of(batch)
+        me = self.me(transmitters)
         manifest: dict[str, Any] = {"batch": batch, "tx": me, "transmitters": transmitters, "links": [],
                                     "chunks": [], "frames": 0}
         if me not in transmitters:
             return Encoded([], manifest)
         destinations = [k for k in range(len(self.users)) if k not in transmitters]
         chosen = [items[(batch + k) % len(items)] for k in destinations]
-        images = [self._crop(img) for _, img in chosen]
+        side = self.crop_side([img for _, img in chosen])
+        images = [self.crop(img, side) for _, img in chosen]
         if len({img.shape for img in images}) > 1:
             raise ConfigError(f"irs_jsce: a slot's images differ in shape {[i.shape for i in images]}; allowed: "
                               "one shape (set system_params.crop_px)")
@@ -196,14 +210,17 @@ class IrsJsceSystem(System):
             end = min(first + per, len(symbols))
             manifest["chunks"].append([len(jobs), first, end])
             jobs.append(FrameJob(symbols[first:end].reshape(-1), ANALOG, self.system_id, seq=len(jobs)))
-        manifest.update(shape=list(images[0].shape), tiles=len(symbols), frames=len(jobs),
+        manifest.update(shape=list(images[0].shape), side=side, tiles=len(symbols), frames=len(jobs),
                         links=[{"rx": k, "item": name} for k, (name, _) in zip(destinations, chosen)])
         return Encoded(jobs, manifest)
 
     # -- RX -------------------------------------------------------------------------------------
 
     def _my_link(self, manifest: dict) -> dict | None:
-        return next((lk for lk in manifest["links"] if lk["rx"] == self.me), None)
+        """The manifest's link to this user (without ``user``: its first link), or None."""
+        if not self.params.user:
+            return manifest["links"][0] if manifest["links"] else None
+        return next((lk for lk in manifest["links"] if lk["rx"] == self.users.index(self.params.user)), None)
 
     def idle(self, manifest: dict) -> bool:
         return self._my_link(manifest) is None
@@ -219,17 +236,16 @@ class IrsJsceSystem(System):
         index, lost, snrs = by_seq(frames), 0, []
         length = TILE_PX * TILE_PX // 2
         for seq, first, end in manifest["chunks"]:
-            frame = index.get(int(seq))
-            if frame is None or frame.payload.size < (end - first) * length or frame.h_est is None:
+            frame, count = index.get(int(seq)), (int(end) - int(first)) * length
+            if frame is None or frame.payload.size < count:
                 lost += 1
                 continue
-            gain = float(np.sum(np.abs(frame.h_est) ** 2))
-            noise = float(frame.noise_var_est)
-            snrs.append(gain / max(noise, 1e-30))
-            z = frame.payload[:(end - first) * length].reshape(end - first, length) * (gain / (gain + noise))
+            z, relative_noise = _equalised(frame, count)
+            snrs.append(1.0 / float(np.mean(relative_noise)))
+            z = (z / (1.0 + relative_noise)).reshape(end - first, length)   # y h* / (|h|^2 + sigma^2)
             grid = np.stack([z.real, z.imag], axis=-1).astype(np.float32).reshape(
                 end - first, TILE_PX // 4, TILE_PX // 4, -1, 2)
-            out = self.receiver.run(symbols=grid, **self._inputs(self.me, manifest["tx"], manifest["transmitters"],
+            out = self.receiver.run(symbols=grid, **self._inputs(link["rx"], manifest["tx"], manifest["transmitters"],
                                                                  end - first))["image"]
             tiles[first:end] = np.clip(out, 0.0, 1.0)
         snr_db = 10 * np.log10(np.mean(snrs)) if snrs else np.nan
@@ -238,7 +254,7 @@ class IrsJsceSystem(System):
 
     def score(self, items: Items, manifest: dict, decoded: Decoded) -> dict[str, float]:
         link = self._my_link(manifest)
-        reference = self._crop(dict(items)[link["item"]])
+        reference = self.crop(dict(items)[link["item"]], manifest["side"])
         metrics = _image_metrics([reference], [decoded.images[link["item"]]])
         snr = float(decoded.arrays["link_snr_db"])
         return {**metrics, "semantic_throughput": float(semantic_throughput(metrics["ssim"])),
@@ -266,3 +282,15 @@ class IrsJsceSystem(System):
                 out[state or "irs"] = {"value": round(per_link[worst], 4), "link": worst, "links": len(per_link),
                                        "links_failed": failed}
         return {"min_semantic_throughput": out} if out else {}
+
+
+def _equalised(frame: ReceivedFrame, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(z complex (count,), sigma^2 / |h|^2 float (count,) or (1,)): a stream receiver's frame gives
+    z = y / h_r (its one-antenna MMSE row) with its LS h_r and noise estimate, so the other streams
+    of the slot stay in z, as in eq. (7); an ordinary frame (a point-to-point link) gives the
+    equalised symbols and their per-symbol noise variance."""
+    h = getattr(frame, "h_est", None)
+    if h is not None:
+        gain = float(np.sum(np.abs(h) ** 2))
+        return frame.payload[:count], np.asarray([float(frame.noise_var_est) / max(gain, 1e-30)])
+    return frame.payload[:count], np.asarray(frame.noise_var[:count], np.float64)

@@ -66,6 +66,7 @@ class TrainConfig:
     bank_blocks: int = 2048
     warmup_steps: int = 1000  # the first steps draw only single-TX slots (1 -> K - 1 broadcast)
     seed: int = 0
+    init: str = ""  # a shipped model whose networks this run starts from (its phases start afresh)
 
     def __post_init__(self) -> None:
         checks = [("steps", self.steps >= 1, "an integer >= 1"), ("batch_slots", self.batch_slots >= 1, ">= 1"),
@@ -80,7 +81,7 @@ class TrainConfig:
     def name(self) -> str:
         irs = "no-irs" if self.irs == "off" else f"irs{self.irs_side}x{self.irs_side}" + (
             "-fixed" if self.irs == "fixed" else "")
-        return f"irs-jsce-{irs}-{self.steps}steps"
+        return f"irs-jsce-{irs}-{self.steps}steps" + (f"-from-{self.init}" if self.init else "")
 
 
 def geometry_for(cfg: TrainConfig) -> channel.Geometry:
@@ -120,6 +121,8 @@ class Trainer:
         self.geometry = geometry_for(cfg)
         self.generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.encoder, self.decoder = Encoder(cfg.width), Decoder(cfg.width)
+        if cfg.init:
+            self._start_from(cfg.init)
         self.irs = IrsPhases(self.geometry.array.n_elements, torch.Generator().manual_seed(cfg.seed + 2))
         self.irs.phases.requires_grad_(cfg.irs == "trained")
         groups = [{"params": [*self.encoder.parameters(), *self.decoder.parameters()], "lr": cfg.lr}]
@@ -132,6 +135,17 @@ class Trainer:
         self.sets = transmitter_sets(self.geometry.n_users)
         self.g, self.h_direct = channel_bank(self.geometry, TRAIN_CHANNEL_SEED, cfg.bank_blocks)
         self.positions_m = user_positions(self.geometry)
+
+    def _start_from(self, model: str) -> None:
+        """The networks' weights of the shipped model ``model`` (ConfigError naming the allowed ones)."""
+        from testbed import registry
+        from testbed.systems.irs_jsce.system import shipped_models
+
+        if model not in shipped_models():
+            raise ConfigError(f"irs_jsce training init = {model!r} is unknown; allowed: {', '.join(shipped_models())}")
+        entry = registry.get("system-model", model)
+        self.encoder.load_state_dict(entry.torch_module("transmitter").state_dict())
+        self.decoder.load_state_dict(entry.torch_module("receiver").state_dict())
 
     def draw_links(self) -> list[tuple[int, int]]:
         """The links of this step's slot: in the warm-up one TX to d random receivers, d growing
@@ -183,10 +197,16 @@ def checkpoint_path(checkpoints: Path, cfg: TrainConfig) -> Path:
     return Path(checkpoints) / f"{cfg.name()}-seed{cfg.seed}.ckpt"
 
 
+def snapshot_path(checkpoint: Path, step: int) -> Path:
+    """Where a run keeps its state at ``step`` (``train(snapshot_every=...)``)."""
+    return checkpoint.with_name(f"{checkpoint.stem}-step{step}.ckpt")
+
+
 def train(cfg: TrainConfig, checkpoints: Path, threads: int = 1, checkpoint_minutes: float = 2.0,
-          progress: bool = True, stop_after: int | None = None) -> Path:
+          progress: bool = True, stop_after: int | None = None, snapshot_every: int = 0) -> Path:
     """Run (or resume) ``cfg`` to its last step, or to step ``stop_after`` (a run in pieces); returns
-    the checkpoint path."""
+    the checkpoint path. ``snapshot_every`` > 0 also keeps the state every that many steps
+    (:func:`snapshot_path`, for the curves over training)."""
     torch.set_num_threads(threads)
     path = checkpoint_path(checkpoints, cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,15 +235,18 @@ def train(cfg: TrainConfig, checkpoints: Path, threads: int = 1, checkpoint_minu
         if trainer.elapsed_s - last_save >= checkpoint_minutes * 60.0 or trainer.step == last:
             atomic_torch_save(path, trainer.state())
             last_save = trainer.elapsed_s
+        if snapshot_every and trainer.step % snapshot_every == 0:
+            atomic_torch_save(snapshot_path(path, trainer.step), trainer.state())
     bar.close()
     return path
 
 
-def load_models(path: Path) -> tuple[TrainConfig, Encoder, Decoder, np.ndarray]:
-    """(config, encoder, decoder, continuous phases float64 (N,)) of a finished checkpoint, in eval mode."""
+def load_models(path: Path, finished: bool = True) -> tuple[TrainConfig, Encoder, Decoder, np.ndarray]:
+    """(config, encoder, decoder, continuous phases float64 (N,)) of a finished checkpoint (or, with
+    ``finished`` False, of a snapshot on the way), in eval mode."""
     state = torch.load(path, weights_only=False)
     cfg = TrainConfig(**state["config"])
-    if state["step"] < cfg.steps:
+    if finished and state["step"] < cfg.steps:
         raise ConfigError(f"checkpoint {str(path)!r} is at step {state['step']} of {cfg.steps}; "
                           f"allowed: a run trained to its end")
     encoder, decoder = Encoder(cfg.width), Decoder(cfg.width)
@@ -251,6 +274,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("models/irs_jsce"), help="where the ONNX files and cards go")
     parser.add_argument("--checkpoints", type=Path, default=Path.home() / ".cache" / "testbed" / "irs_jsce")
     parser.add_argument("--no-export", action="store_true", help="train (or resume) only")
+    parser.add_argument("--snapshot-every", type=int, default=0, help="also keep the state every N steps (curves)")
     return parser.parse_args(argv)
 
 
@@ -263,7 +287,8 @@ def main(argv: list[str] | None = None) -> dict:
     def export(path: Path) -> list[Path]:
         return export_checkpoint(path, args.out, command_line(cfg, args.out, args.threads), threads=args.threads)
 
-    return train_then_export(lambda: train(cfg, args.checkpoints, args.threads), None if args.no_export else export)
+    return train_then_export(lambda: train(cfg, args.checkpoints, args.threads, snapshot_every=args.snapshot_every),
+                             None if args.no_export else export)
 
 
 if __name__ == "__main__":
