@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from testbed.runner.files import atomic_write_bytes, write_json
 from testbed.systems.irs_jsce import channel
 from testbed.systems.irs_jsce.evaluate import (FIG3_LINKS, eval_phases, evaluate_slot, held_out_images,
                                                quality_by_transmitters)
+from testbed.systems.irs_jsce.results import write_outputs
 from testbed.systems.irs_jsce.system import DEFAULT_MODEL
 from testbed.systems.irs_jsce.train import TrainConfig, geometry_for, load_models, train
 
@@ -90,9 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
          f"--blocks {args.blocks}", f"--threads {args.threads}"])
     result = {"command": command, "steps": args.steps, "init": args.init, "rows": rows,
               "minutes": round((time.monotonic() - started) / 60.0, 1)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "irs_jsce_irs_size.json", result)
-    atomic_write_bytes(args.out / "irs_jsce_irs_size.md", markdown(result).encode())
+    write_outputs(args.out, "irs_jsce_irs_size", result, markdown(result))
     return result
 
 

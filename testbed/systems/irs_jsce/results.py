@@ -154,6 +154,13 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def write_outputs(out_dir: Path, stem: str, result: dict, text: str) -> None:
+    """``<stem>.json`` (``result``) and ``<stem>.md`` (``text``) in ``out_dir``, each atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / f"{stem}.json", result)
+    atomic_write_bytes(out_dir / f"{stem}.md", text.encode())
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m testbed.systems.irs_jsce.results", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
@@ -163,9 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     images, model = held_out_images(256), load(shipped("trained"))
     result = {"irs_modes": irs_modes(images, model), "by_transmitters": by_transmitters(images, model),
               "schedules": schedules(images, model, args.ddpg_steps, args.seed), "model_sizes": model_sizes(model)}
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "irs_jsce.json", result)
-    atomic_write_bytes(args.out / "irs_jsce.md", markdown(result).encode())
+    write_outputs(args.out, "irs_jsce", result, markdown(result))
     print(markdown(result))
     return result
 

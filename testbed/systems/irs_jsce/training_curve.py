@@ -26,11 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from testbed.errors import ConfigError
-from testbed.runner.files import atomic_write_bytes, write_json
 from testbed.systems.irs_jsce import bit_tdma, channel, scheduling
 from testbed.systems.irs_jsce.evaluate import (evaluate_slot, held_out_images, measure_table, semantic_throughput,
                                                training_crops)
-from testbed.systems.irs_jsce.results import SLOTS
+from testbed.systems.irs_jsce.results import SLOTS, write_outputs
 from testbed.systems.irs_jsce.train import TrainConfig, checkpoint_path, geometry_for, load_models
 
 
@@ -112,9 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         f" --steps {args.steps} --seed {args.seed}")
     result = {"command": command, "minutes": round((time.monotonic() - started) / 60.0, 1), "runs": runs,
               "bit_tdma_throughput": bits["tdma_max_min_throughput"]}
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "irs_jsce_training.json", result)
-    atomic_write_bytes(args.out / "irs_jsce_training.md", markdown(result).encode())
+    write_outputs(args.out, "irs_jsce_training", result, markdown(result))
     return result
 
 
