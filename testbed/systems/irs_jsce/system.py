@@ -196,14 +196,7 @@ class IrsJsceSystem(System):
         if len({img.shape for img in images}) > 1:
             raise ConfigError(f"irs_jsce: a slot's images differ in shape {[i.shape for i in images]}; allowed: "
                               "one shape (set system_params.crop_px)")
-        summed = None
-        for k, img in zip(destinations, images):
-            tiles = tile(img, TILE_PX)
-            out = self.transmitter.run(image=tiles, **self._inputs(k, me, transmitters, len(tiles)))["symbols"]
-            sym = out[..., 0] + 1j * out[..., 1]
-            summed = sym if summed is None else summed + sym
-        power = np.mean(np.abs(summed) ** 2, axis=1, keepdims=True)
-        symbols = (summed / np.sqrt(power + 1e-12)).astype(np.complex64)      # (tiles, L), unit power per tile
+        symbols = self._superposed(me, transmitters, destinations, images)
         per = max(1, self.params.max_frame_symbols // symbols.shape[1])
         jobs = []
         for first in range(0, len(symbols), per):
@@ -213,6 +206,19 @@ class IrsJsceSystem(System):
         manifest.update(shape=list(images[0].shape), side=side, tiles=len(symbols), frames=len(jobs),
                         links=[{"rx": k, "item": name} for k, (name, _) in zip(destinations, chosen)])
         return Encoded(jobs, manifest)
+
+    def _superposed(self, me: int, transmitters: list[int], destinations: list[int],
+                    images: list[np.ndarray]) -> np.ndarray:
+        """Eq. (6): the destinations' encoded tiles summed tile by tile, each tile normalised to
+        unit power; complex64 (tiles, L)."""
+        summed = None
+        for k, img in zip(destinations, images):
+            tiles = tile(img, TILE_PX)
+            out = self.transmitter.run(image=tiles, **self._inputs(k, me, transmitters, len(tiles)))["symbols"]
+            sym = out[..., 0] + 1j * out[..., 1]
+            summed = sym if summed is None else summed + sym
+        power = np.mean(np.abs(summed) ** 2, axis=1, keepdims=True)
+        return (summed / np.sqrt(power + 1e-12)).astype(np.complex64)
 
     # -- RX -------------------------------------------------------------------------------------
 
