@@ -138,12 +138,11 @@ class Trainer:
 
     def _start_from(self, model: str) -> None:
         """The networks' weights of the shipped model ``model`` (ConfigError naming the allowed ones)."""
-        from testbed import registry
-        from testbed.systems.irs_jsce.system import shipped_models
+        from testbed.systems.irs_jsce.models import ENTRIES
 
-        if model not in shipped_models():
-            raise ConfigError(f"irs_jsce training init = {model!r} is unknown; allowed: {', '.join(shipped_models())}")
-        entry = registry.get("system-model", model)
+        if model not in ENTRIES:
+            raise ConfigError(f"irs_jsce training init = {model!r} is unknown; allowed: {', '.join(ENTRIES)}")
+        entry = ENTRIES[model]
         self.encoder.load_state_dict(entry.torch_module("transmitter").state_dict())
         self.decoder.load_state_dict(entry.torch_module("receiver").state_dict())
 
