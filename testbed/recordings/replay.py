@@ -45,9 +45,10 @@ def load_session(folder: Path) -> dict:
 
 
 def receive_recording(folder: Path, process: str, antennas: int,
-                      flows: frozenset[int] | None = None) -> list[ReceivedFrame]:
+                      flows: frozenset[int] | None = None, streams: bool = False) -> list[ReceivedFrame]:
     """Every frame a fresh receiver finds in one RX process's recorded samples; with ``flows``
-    (the users of a beamformed TX) the stream receiver detects these flows only, as live."""
+    (the users of a beamformed TX) the stream receiver detects these flows only, as live; with
+    ``streams`` (a device-to-device RX) the stream receiver runs on its one antenna, as live."""
     streams = []
     for a in range(antennas):
         meta = Path(folder) / f"{process}-ant{a}.sigmf-meta"
@@ -56,7 +57,7 @@ def receive_recording(folder: Path, process: str, antennas: int,
         samples = read_samples(meta)
         streams.append(np.concatenate([samples, np.zeros(TAIL_SAMPLES, np.complex64)]))
     n = min(s.size for s in streams)
-    if antennas == 1 and flows is None:
+    if antennas == 1 and flows is None and not streams:
         receiver, frames = FrameReceiver(), []
         for start in range(0, n, CHUNK):
             frames += receiver.push(streams[0][start:start + CHUNK])
@@ -84,11 +85,14 @@ def replay(folder: Path, out_dir: Path) -> dict:
     users = {u["name"]: (rx, u) for rx, p in session["rx"].items() for u in p["users"]}
     systems = {name: registry.create("system", scenario.system, params=u["params"], seed=scenario.seed)
                for name, (_, u) in users.items()}
-    frames = {rx: receive_recording(folder, rx, p["antennas"], own_flows(p)) for rx, p in session["rx"].items()}
+    frames = {rx: receive_recording(folder, rx, p["antennas"], own_flows(p), bool(p.get("streams")))
+              for rx, p in session["rx"].items()}
     results = Results(topo, {name: s.label() for name, s in systems.items()},
                       tags={name: s.row_tags() for name, s in systems.items()})
     begin = 0
     for entry in session["batches"]:
+        if entry.get("irs_phases") is not None:  # the software IRS's state the batch met
+            results.irs_at[entry["index"]] = entry["irs_phases"]
         manifests = {flow: m for enc in entry["encoded"].values() for flow, m in enc["manifests"].items()}
         for rx, p in session["rx"].items():
             mine = [f for f in frames[rx] if begin <= f.start < entry["end_sample"]]
@@ -105,7 +109,9 @@ def replay(folder: Path, out_dir: Path) -> dict:
                                                entry["encoded"][tx], entry["total"], entry["batch"])
                 results.add(entry["index"], entry["point"], outcome)
         begin = entry["end_sample"]
-    doc = {"scenario": scenario.name, "system": scenario.system, "rows": results.rows(),
+    rows = results.rows()
+    doc = {"scenario": scenario.name, "system": scenario.system, "rows": rows,
+           "summary": registry.get("system", scenario.system).summary(rows),
            "config": scenario.model_dump(), "radio": scenario.radio_config().model_dump(), "versions": versions(),
            "models": {relative_path(p): sha256(p) for p in sorted({f for s in systems.values() for f in s.model_files()})},
            "problems": [], "processes": {}, "slot_samples": session["slot_samples"],

@@ -558,12 +558,13 @@ class Session:
         counts and which RX replied)."""
         self.record_log.append({
             "index": index, "point": point, "batch": batch, "total": total, "end_sample": self.sample,
+            "irs_phases": self.results.irs_at.get(index),
             "encoded": {tx: {k: enc[k] for k in ("manifests", "csi_snr_db", "csi_from")} for tx, enc in encoded.items()},
             "samples_received": {rx: r[0]["samples_received"] for rx, r in replies.items() if r is not None}})
         write_json(Path(self.scenario.record) / "session.json", {
             "kind": "testbed-recording", "scenario": self.scenario.model_dump(mode="json", exclude_unset=True), "slot_samples": self.slot,
             "rx": {p.name: {"node": p.spec["node"], "antennas": p.spec["antennas"], "users": p.spec["users"],
-                            "own_flows": p.spec["own_flows"]} for p in self.graph.rx()},
+                            "own_flows": p.spec["own_flows"], "streams": p.spec["streams"]} for p in self.graph.rx()},
             "tx": {p.name: {"flows": p.spec["flows"]} for p in self.graph.tx()},
             "batches": self.record_log})
 
@@ -574,8 +575,6 @@ class Session:
         failure = self.plane_stopped or self.dead.get(rx) or self.dead.get(tx.name)
         if failure or reply is None:
             return UserBatch(name, failed=failure or f"process {rx} gave no result")
-        if self.systems[name].idle(encoded[tx.name]["manifests"][str(user["flow"])]):
-            return UserBatch(name, idle=True)
         msg, arrays = reply
         scored = score_user_batch(self.systems[name], self.user_items[name], user, msg, arrays, encoded[tx.name],
                                   total, batch)
@@ -608,8 +607,10 @@ def score_user_batch(system, items, user: dict, msg: dict, arrays: dict, enc: di
     """One user's batch from its RX node's collect reply ``msg`` + ``arrays`` and its TX's encode
     reply ``enc``: frame counts, the system's scores, sample counts (also used by the replay)."""
     name = user["name"]
-    decoded = decoded_of(name, arrays)
     manifest = enc["manifests"][str(user["flow"])]
+    if system.idle(manifest):  # its TX did not address it in this slot: nothing to score
+        return UserBatch(name, idle=True)
+    decoded = decoded_of(name, arrays)
     stats = dict(msg["users"][name])
     frame_log = [[batch, *entry] for entry in stats.pop("frame_log")]
     metrics = {**stats, **system.score(items, manifest, decoded)}

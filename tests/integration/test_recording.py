@@ -35,6 +35,7 @@ def test_a_recorded_run_holds_the_frames_the_receiver_found(tmp_path):
     ("digital-awgn", ["channel.snr_db=[4,12]", "max_images=2", "batches=2"]),
     ("deepjscc-rayleigh", ["channel.snr_db=[5]", "max_images=2"]),
     ("mumimo-uplink", ["max_images=1"]),
+    ("irs-jsce-5users", ["max_images=1", "system_params.crop_px=64", "batches=5"]),  # 5-stream frames, idle users
 ])
 def test_a_replayed_recording_gives_the_metrics_of_the_run(tmp_path, name, overrides):
     from testbed.recordings.replay import replay
@@ -42,7 +43,7 @@ def test_a_replayed_recording_gives_the_metrics_of_the_run(tmp_path, name, overr
     scenario = load_scenario(name, [*overrides, f"record={tmp_path / 'rec'}"])
     live = run_scenario(scenario, tmp_path / "run").document
     again = replay(tmp_path / "rec", tmp_path / "replay")
-    assert again["rows"] == live["rows"]
+    assert again["rows"] == live["rows"] and again["summary"] == live["summary"]
     assert again["frames"] == live["frames"] and again["models"] == live["models"]
 
 
