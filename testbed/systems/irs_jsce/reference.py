@@ -95,3 +95,27 @@ def summary(reference: list[dict]) -> dict[str, Any]:
                       "torch_ssim": float(np.mean([r["torch_ssim"] for r in mine]))}
     return out
 
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """``python -m testbed.systems.irs_jsce.reference RUN_DIR``: a run's rows against torch."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from testbed.data.images import image_set
+
+    parser = argparse.ArgumentParser(prog="python -m testbed.systems.irs_jsce.reference", description=main.__doc__)
+    parser.add_argument("run", type=Path, help="the folder of a testbed run of an irs_jsce scenario (metrics.json)")
+    parser.add_argument("--draws", type=int, default=2, help="noise draws per slot in torch")
+    args = parser.parse_args(argv)
+    doc = json.loads((args.run / "metrics.json").read_text())
+    config = doc["config"]
+    items = image_set(config["images"])[: config["max_images"] or None]  # what the run's TXs were given
+    result = summary(reference_rows(doc, items, args.draws))
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
