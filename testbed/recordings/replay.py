@@ -45,10 +45,10 @@ def load_session(folder: Path) -> dict:
 
 
 def receive_recording(folder: Path, process: str, antennas: int,
-                      flows: frozenset[int] | None = None, streams: bool = False) -> list[ReceivedFrame]:
+                      flows: frozenset[int] | None = None, multi_stream: bool = False) -> list[ReceivedFrame]:
     """Every frame a fresh receiver finds in one RX process's recorded samples; with ``flows``
     (the users of a beamformed TX) the stream receiver detects these flows only, as live; with
-    ``streams`` (a device-to-device RX) the stream receiver runs on its one antenna, as live."""
+    ``multi_stream`` (a device-to-device RX) the stream receiver runs on its one antenna, as live."""
     streams = []
     for a in range(antennas):
         meta = Path(folder) / f"{process}-ant{a}.sigmf-meta"
@@ -57,7 +57,7 @@ def receive_recording(folder: Path, process: str, antennas: int,
         samples = read_samples(meta)
         streams.append(np.concatenate([samples, np.zeros(TAIL_SAMPLES, np.complex64)]))
     n = min(s.size for s in streams)
-    if antennas == 1 and flows is None and not streams:
+    if antennas == 1 and flows is None and not multi_stream:
         receiver, frames = FrameReceiver(), []
         for start in range(0, n, CHUNK):
             frames += receiver.push(streams[0][start:start + CHUNK])

@@ -41,12 +41,18 @@ def snapshots(cfg: TrainConfig, checkpoints: Path) -> list[tuple[int, Path]]:
         match = re.fullmatch(re.escape(final.stem) + r"-step(\d+)", path.stem)
         if match:
             found.append((int(match.group(1)), path))
-    if final.exists() and not any(step == cfg.steps for step, _ in found):
-        found.append((cfg.steps, final))
+    if final.exists() and not any(step == cfg.steps for step, _ in found) and _step_of(final) == cfg.steps:
+        found.append((cfg.steps, final))  # a finished run without a snapshot at its end
     if not found:
         raise ConfigError(f"no snapshot of {cfg.name()} in {str(checkpoints)!r}; allowed: a folder written by "
                           f"python -m testbed.systems.irs_jsce.train --irs {cfg.irs} --snapshot-every N")
     return sorted(found)
+
+
+def _step_of(checkpoint: Path) -> int:
+    import torch
+
+    return int(torch.load(checkpoint, weights_only=False)["step"])
 
 
 def curve_point(path: Path, images: list[np.ndarray], seed: int) -> dict:
