@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -346,12 +347,13 @@ class Session:
         """The emulator's ``set_irs`` for phases of ``kind`` (:meth:`irs_phases`), or for ``"off"``
         the surface taken away (``reflecting`` false: the IRS links keep their direct paths)."""
         if kind == "off":
-            return {"cmd": "set_irs", "phases": np.zeros(self._irs_channel()[0].n_elements).tolist(),
+            return {"cmd": "set_irs", "phases": np.zeros(self.irs_channel[0].n_elements).tolist(),
                     "reflecting": False}
         return {"cmd": "set_irs", "phases": self.irs_phases(kind, link, draw).tolist()}
 
-    def _irs_channel(self) -> tuple[Any, int | None]:
-        """(the emulator's IRS channel built anew from the scenario, its phase bits): the
+    @cached_property
+    def irs_channel(self) -> tuple[Any, int | None]:
+        """(the emulator's IRS channel, built once from the scenario, its phase bits): the
         registered ``topology.irs.channel`` (1-bit) or the testbed's IrsChannel."""
         from testbed.config.irs import IrsConfig
 
@@ -367,7 +369,7 @@ class Session:
         ``draw``, uniform, seeded by the scenario's seed), ``"optimal"`` (the quantised
         co-phasing of ``link``, default the IRS's first link, from the same IRS channel as the
         emulator's) or ``"trained"`` (the phases the system's model learned, ``System.irs_phases``)."""
-        channel, bits = self._irs_channel()
+        channel, bits = self.irs_channel
         if kind == "zero":
             return np.zeros(channel.n_elements)
         if kind == "random":
